@@ -1,0 +1,20 @@
+// Subcommands of the `nibble` command. Each takes the arguments after its name and returns the
+// process exit code; user errors are thrown as exceptions and reported by main().
+#pragma once
+
+#include <ostream>
+#include <span>
+#include <string>
+
+namespace nibble::cli {
+
+// Thrown for a malformed command line; main() prints it with the usage of the subcommand.
+struct UsageError {
+  std::string message;
+};
+
+using Arguments = std::span<const std::string>;
+
+int run_dtypes(Arguments args, std::ostream& out);
+
+}  // namespace nibble::cli

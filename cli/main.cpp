@@ -1,0 +1,58 @@
+// `nibble SUBCOMMAND [ARGS...]`: the command-line front door.
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* usage;
+  const char* summary;
+  std::function<int(nibble::cli::Arguments, std::ostream&)> run;
+};
+
+const std::vector<Subcommand>& subcommands() {
+  static const std::vector<Subcommand> table = {
+      {"dtypes", "nibble dtypes [NAME] [--all] [--format text|tsv] [--encode VALUE...]",
+       "list element types; with NAME, every value of that type", nibble::cli::run_dtypes},
+  };
+  return table;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: nibble SUBCOMMAND [ARGS...]\n\nsubcommands:\n";
+  for (const Subcommand& command : subcommands()) {
+    out << "  " << command.name << "\t" << command.summary << "\n      " << command.usage << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    print_usage(args.empty() ? std::cerr : std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  for (const Subcommand& command : subcommands()) {
+    if (args[0] != command.name) continue;
+    try {
+      return command.run(nibble::cli::Arguments(args).subspan(1), std::cout);
+    } catch (const nibble::cli::UsageError& error) {
+      std::cerr << "nibble " << command.name << ": " << error.message
+                << "\nusage: " << command.usage << "\n";
+      return 2;
+    } catch (const std::exception& error) {
+      std::cerr << "nibble " << command.name << ": error: " << error.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "nibble: unknown subcommand '" << args[0] << "'\n";
+  print_usage(std::cerr);
+  return 2;
+}

@@ -1,0 +1,1 @@
+// libnibble.so is assembled from the component archives; this file gives it a source.
