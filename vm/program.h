@@ -280,7 +280,8 @@ struct AssignStmt {
 };
 
 struct Statement {
-  std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt> node;
+  using Node = std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt>;
+  Node node;
   SourceLocation location;
 };
 

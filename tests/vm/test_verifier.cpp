@@ -1,0 +1,361 @@
+// The verifier's error classes, each with its message and source line, and the default passes.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "layout/layout.h"
+#include "tests/vm/program_sketch.h"
+#include "vm/passes.h"
+#include "vm/verifier.h"
+
+using namespace nibble::vm;
+using Catch::Contains;
+using nibble::vm::testing::ProgramSketch;
+
+namespace {
+
+const DataType f16 = DataType::f16();
+const DataType f32 = DataType::f32();
+const DataType i32 = DataType::sint(32);
+
+// The one diagnostic of a program, formatted.
+std::string only_error(const Program& program) {
+  const std::vector<Diagnostic> diagnostics = verify(program);
+  if (diagnostics.size() != 1) {
+    std::string all;
+    for (const Diagnostic& d : diagnostics)
+      all += format_diagnostic(program, d) + "\n";
+    FAIL("expected exactly one diagnostic, got " << diagnostics.size() << ":\n" << all);
+  }
+  return format_diagnostic(program, diagnostics.front());
+}
+
+// out[i] = x[i] + y[i] over a 1-D tile of 256 (the vector-add shape).
+ProgramSketch vector_add() {
+  ProgramSketch s("vector_add");
+  const int x = s.pointer("x", f32);
+  const int y = s.pointer("y", f32);
+  const int out = s.pointer("out", f32);
+  const Expr n = s.scalar("n");
+  const TensorId X = s.global("X", x, {n});
+  const TensorId Y = s.global("Y", y, {n});
+  const TensorId O = s.global("O", out, {n});
+  const Expr start = Expr::special(Special::BlockIdX) * 256;
+  const TensorId a = s.registers("a", f32, {256});
+  const TensorId b = s.registers("b", f32, {256});
+  const TensorId sum = s.registers("sum", f32, {256});
+  s.add(LoadGlobal{a, X, {start}, 0});
+  s.add(LoadGlobal{b, Y, {start}, 0});
+  s.add(Elementwise{sum, ElementwiseOp::Add, {a, b}});
+  s.add(StoreGlobal{O, {start}, sum});
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a well-formed program verifies", "[vm][verifier]") {
+  ProgramSketch s = vector_add();
+  CHECK(verify(s.program).empty());
+  CHECK_NOTHROW(verify_or_throw(s.program));
+}
+
+TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
+  ProgramSketch s("gemm");
+  const TensorId a = s.registers("a", f16, {16, 48});
+  const TensorId b = s.registers("b", f16, {64, 8});
+  const TensorId c = s.registers("c", f32, {16, 8});
+  s.add(AllocRegister{a, 0.0});
+  s.add(AllocRegister{b, 0.0});
+  s.add(AllocRegister{c, 0.0});
+  const int line = s.add(Dot{c, a, b});
+  CHECK(only_error(s.program) == "test.cpp:" + std::to_string(line) +
+                                     ":1: error: in kernel 'gemm': dot: k extent 48 of %a does not "
+                                     "match 64 of %b");
+
+  ProgramSketch t("gemm");
+  const TensorId a8 = t.registers("a", DataType::sint(8), {16, 32});
+  const TensorId b16 = t.registers("b", f16, {32, 8});
+  const TensorId c32 = t.registers("c", f32, {16, 8});
+  t.add(AllocRegister{a8, 0.0});
+  t.add(AllocRegister{b16, 0.0});
+  t.add(AllocRegister{c32, 0.0});
+  t.add(Dot{c32, a8, b16});
+  CHECK_THAT(only_error(t.program), Contains("dot: i8 x f16 -> f32 is not supported"));
+}
+
+TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
+  {
+    ProgramSketch s("k");
+    const TensorId a = s.registers("a", f32, {4});
+    const TensorId b = s.registers("b", f32, {4});
+    s.add(Cast{b, a});
+    CHECK_THAT(only_error(s.program), Contains("source %a is used before it is defined"));
+  }
+  {
+    ProgramSketch s("k");
+    const TensorId a = s.registers("a", f32, {4});
+    s.add(AllocRegister{a, 0.0});
+    s.add(AllocRegister{a, 0.0});
+    CHECK_THAT(only_error(s.program), Contains("%a is defined twice"));
+  }
+  {
+    ProgramSketch s("k");
+    const TensorId a = s.registers("a", f32, {4});
+    const TensorId b = s.registers("b", f32, {4});
+    const Expr i = s.var("i");
+    Body body;
+    s.add(AllocRegister{a, 0.0}, &body);
+    s.add(ForStmt{i, Expr::int_constant(0), Expr::int_constant(4), Expr::int_constant(1), body, 0});
+    s.add(Cast{b, a});
+    CHECK_THAT(only_error(s.program), Contains("outside the loop or branch that defines it"));
+  }
+  {
+    ProgramSketch s("k");
+    s.add(BreakStmt{});
+    CHECK_THAT(only_error(s.program), Contains("break outside a loop"));
+  }
+  {
+    ProgramSketch s("k");
+    const Expr v = s.var("v");
+    s.add(AssignStmt{v, Expr::int_constant(1)});
+    CHECK_THAT(only_error(s.program), Contains("assign: variable v is not defined here"));
+  }
+  {
+    ProgramSketch s("k");
+    const Expr v = s.var("v");
+    Body body;
+    s.add(LetStmt{v, Expr::int_constant(1)}, &body);
+    s.add(IfStmt{Expr::boolean(true), body, {}});
+    s.add(LetStmt{s.var("w"), v + 1});
+    CHECK_THAT(only_error(s.program),
+               Contains("variable v is used outside the scope that defines it"));
+  }
+  {
+    ProgramSketch s("k");
+    s.add(IfStmt{Expr::int_constant(1), {}, {}});
+    CHECK_THAT(only_error(s.program), Contains("if: condition 1 is i32, expected u1"));
+  }
+}
+
+TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
+  {
+    ProgramSketch s = vector_add();
+    auto& load = std::get<LoadGlobal>(std::get<Instruction>(s.program.body[3].node));
+    load.offsets.push_back(Expr::int_constant(0));
+    CHECK_THAT(only_error(s.program), Contains("load_global: 2 offsets given but %X has rank 1"));
+  }
+  {
+    ProgramSketch s = vector_add();
+    s.program.tensors[3].type.dtype = f16;  // %a
+    s.program.tensors[5].type.dtype = f16;  // %sum follows: keeps the add consistent
+    s.program.tensors[4].type.dtype = f16;
+    CHECK_THAT(verify(s.program).front().message, Contains("load_global: %X is f32 but %a is f16"));
+  }
+  {
+    ProgramSketch s("k");
+    const int p = s.pointer("p", f32);
+    const TensorId G = s.global("G", p, {Expr::int_constant(8)});
+    const TensorId r = s.registers("r", f32, {8});
+    s.add(AllocRegister{r, 0.0});
+    s.add(LoadGlobal{G, r, {Expr::int_constant(0)}, 0});
+    CHECK_THAT(only_error(s.program),
+               Contains("load_global: source %r is a register tensor, expected global"));
+  }
+  {
+    ProgramSketch s("k");
+    const Expr n = s.scalar("n");
+    TensorType type;
+    type.scope = Scope::Global;
+    type.dtype = i32;
+    type.global_shape = {n};
+    type.global_strides = {Expr::int_constant(1)};
+    const TensorId G = s.tensor("G", type);
+    s.add(GlobalView{G, 0});
+    CHECK_THAT(only_error(s.program),
+               Contains("global_view: parameter 'n' is a scalar, not a pointer"));
+  }
+  {
+    ProgramSketch s("k");
+    const TensorId tile = s.shared("tile", f16, {16, 16});
+    const TensorId r = s.registers("r", f16, {16, 8});
+    s.add(AllocShared{tile});
+    s.add(LoadShared{r, tile, {Expr::int_constant(0), Expr::int_constant(12)}});
+    CHECK_THAT(only_error(s.program),
+               Contains("load_shared: dimension 1 covers [12, 20) of %tile, which has extent 16"));
+  }
+  {
+    ProgramSketch s("k");
+    s.program.shared_memory_bytes = 1024;
+    const TensorId tile = s.shared("tile", f16, {64, 64});
+    s.add(AllocShared{tile});
+    CHECK_THAT(
+        only_error(s.program),
+        Contains("shared tiles need 8192 bytes (each rounded up to 128) but the budget is 1024"));
+  }
+  {
+    ProgramSketch s("k");
+    const int p = s.pointer("p", DataType::uint(8));
+    const TensorId G = s.global("G", p, {Expr::int_constant(8)});
+    const TensorId r = s.registers("r", DataType::uint(8), {8});
+    s.add(AllocRegister{r, 0.0});
+    s.add(AtomicAdd{G, {Expr::int_constant(0)}, r});
+    CHECK_THAT(only_error(s.program), Contains("atomic_add: u8 has no atomic add"));
+  }
+  {
+    ProgramSketch s("k");
+    s.add(WaitGroup{-1});
+    CHECK_THAT(only_error(s.program), Contains("wait_group: -1 pending groups is negative"));
+  }
+}
+
+TEST_CASE("verifier: data and compute instructions", "[vm][verifier][errors]") {
+  auto with_source = [](DataType dtype, nibble::layout::Shape shape) {
+    ProgramSketch s("k");
+    const TensorId src = s.registers("src", dtype, std::move(shape));
+    s.add(AllocRegister{src, 0.0});
+    return std::pair{s, src};
+  };
+  {
+    auto [s, src] = with_source(f32, {4, 8});
+    const TensorId r = s.registers("r", f32, {4, 8});
+    s.add(Reduce{r, src, ReduceOp::Sum, 1});
+    CHECK_THAT(only_error(s.program), Contains("reduce: reducing axis 1 of %src gives [4, 1]"));
+  }
+  {
+    auto [s, src] = with_source(f32, {4, 8});
+    const TensorId r = s.registers("r", f32, {4, 8});
+    s.add(Repeat{r, src, 0, 2});
+    CHECK_THAT(only_error(s.program),
+               Contains("repeat: repeating %src 2 times along axis 0 gives [8, 8]"));
+  }
+  {
+    auto [s, src] = with_source(f32, {4, 8});
+    const TensorId r = s.registers("r", f32, {8, 4});
+    s.add(Permute{r, src, {1, 1}});
+    CHECK_THAT(only_error(s.program), Contains("permute: dims must be a permutation of 0..1"));
+  }
+  {
+    auto [s, src] = with_source(f32, {4, 8});
+    const TensorId r = s.registers("r", f32, {2, 4});
+    s.add(Slice{r, src, {3, 0}});
+    CHECK_THAT(only_error(s.program),
+               Contains("slice: dimension 0 takes [3, 5) of %src, which has extent 4"));
+  }
+  {
+    auto [s, src] = with_source(DataType::uint(32), {4});
+    const TensorId r = s.registers("r", DataType::uint(4), {16});
+    s.add(View{r, src});
+    CHECK_THAT(only_error(s.program),
+               Contains("view: %src holds 128 bits ([4] x u32) but %r holds 64 bits"));
+  }
+  {
+    auto [s, src] = with_source(f32, {4, 8});
+    const TensorId r = s.registers("r", f32, {4, 4});
+    s.add(Elementwise{r, ElementwiseOp::Add, {src, src}});
+    CHECK_THAT(only_error(s.program),
+               Contains("add: operand %src has shape [4, 8] but %r has shape [4, 4]"));
+  }
+  {
+    auto [s, src] = with_source(DataType::uint(4), {8});
+    const TensorId r = s.registers("r", DataType::uint(4), {8});
+    s.add(Elementwise{r, ElementwiseOp::Add, {src, src}});
+    CHECK_THAT(only_error(s.program), Contains("add: u4 is a storage type; cast u4 values"));
+  }
+  {
+    auto [s, src] = with_source(i32, {8});
+    const TensorId r = s.registers("r", i32, {8});
+    s.add(Elementwise{r, ElementwiseOp::Exp2, {src}});
+    CHECK_THAT(only_error(s.program), Contains("exp2: operands are i32, expected a float type"));
+  }
+  {
+    auto [s, src] = with_source(f32, {8});
+    const TensorId r = s.registers("r", f32, {8});
+    s.add(Elementwise{r, ElementwiseOp::Mul, {src, Expr::int_constant(2)}});
+    CHECK_THAT(only_error(s.program),
+               Contains("mul: scalar operand 2 is i32 but the operation is on f32"));
+  }
+  {
+    auto [s, src] = with_source(f32, {64});
+    s.program.tensors[0].type.layout =
+        nibble::layout::Layout::parse("S[(2,32):(1@warp,1@lane)] + R[4:2@warp]");
+    CHECK_THAT(only_error(s.program), Contains("uses 256 threads but the block has 128 (4 warps)"));
+  }
+  {
+    auto [s, src] = with_source(f32, {64});
+    s.program.tensors[0].type.layout = nibble::layout::Layout::parse("S[64:1@smem]");
+    CHECK_THAT(only_error(s.program),
+               Contains("places elements on 'smem'; register tensors live on lane"));
+  }
+}
+
+TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
+  {
+    ProgramSketch s("k", 0);
+    CHECK_THAT(only_error(s.program), Contains("a block has 1 to 32 warps, not 0"));
+  }
+  {
+    ProgramSketch s("k");
+    s.pointer("p", f32);
+    s.pointer("p", f32);
+    CHECK_THAT(only_error(s.program), Contains("parameter 'p' is declared twice"));
+  }
+  {
+    ProgramSketch s("k");
+    s.pointer("p", f32, 12);
+    CHECK_THAT(only_error(s.program), Contains("alignment 12 is not a power of two"));
+  }
+  {
+    ProgramSketch s("k");
+    s.program.grid[1] = Expr::int_constant(0);
+    CHECK_THAT(only_error(s.program), Contains("grid dimension y is 0"));
+  }
+  {
+    ProgramSketch s("bad name");
+    CHECK_THAT(only_error(s.program), Contains("kernel name 'bad name' is not an identifier"));
+  }
+  {
+    ProgramSketch s("k");
+    const Expr n = s.scalar("n", i32, 64);
+    s.program.params.back().value = 100;
+    CHECK_THAT(only_error(s.program), Contains("value 100 is not a multiple of its divisor 64"));
+    (void)n;
+  }
+}
+
+TEST_CASE("verify_or_throw lists every diagnostic", "[vm][verifier][errors]") {
+  ProgramSketch s("k", 0);
+  s.add(BreakStmt{});
+  try {
+    verify_or_throw(s.program);
+    FAIL("expected VerifyError");
+  } catch (const VerifyError& error) {
+    CHECK(error.diagnostics().size() == 2);
+    CHECK_THAT(std::string(error.what()),
+               Contains("1 to 32 warps") &&
+                   Contains("test.cpp:1:1: error: in kernel 'k': break outside a loop"));
+  }
+}
+
+TEST_CASE("passes: simplify, dead code, layouts", "[vm][passes]") {
+  ProgramSketch s = vector_add();
+  // A compile-time tile size and an offset the simplifier can fold.
+  s.program.params.push_back({"tile", Parameter::Kind::Scalar, i32, 0, 1, true, 256});
+  const Expr tile = s.program.params.back().expr(4);
+  auto& load = std::get<LoadGlobal>(std::get<Instruction>(s.program.body[3].node));
+  load.offsets[0] = floordiv(Expr::special(Special::BlockIdX) * tile * 4 + 3, 4);
+  // A dead load.
+  const TensorId unused = s.registers("unused", f32, {256});
+  s.add(LoadGlobal{unused, TensorId{0}, {Expr::int_constant(0)}, 0});
+  const auto nibble_layout =
+      nibble::layout::Layout::parse("S[(2,32,4):(1@warp,1@lane,1@reg)] + R[2:2@warp]");
+  s.program.tensors[3].type.layout = nibble_layout;  // %a: the add's result should inherit it
+
+  run_default_passes(s.program);
+  const auto& folded = std::get<LoadGlobal>(std::get<Instruction>(s.program.body[3].node));
+  CHECK(to_string(folded.offsets[0]) == "(%blockIdx.x * 256)");
+  CHECK(s.program.body.size() == 7);  // the dead load is gone
+  CHECK(s.program.tensors[5].type.layout == nibble_layout);
+  for (const TensorInfo& tensor : s.program.tensors) {
+    if (tensor.type.scope == Scope::Register) CHECK(tensor.type.layout.has_value());
+  }
+}
