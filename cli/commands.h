@@ -16,5 +16,6 @@ struct UsageError {
 using Arguments = std::span<const std::string>;
 
 int run_dtypes(Arguments args, std::ostream& out);
+int run_demo(Arguments args, std::ostream& out);
 
 }  // namespace nibble::cli

@@ -20,6 +20,9 @@ const std::vector<Subcommand>& subcommands() {
   static const std::vector<Subcommand> table = {
       {"dtypes", "nibble dtypes [NAME] [--all] [--format text|tsv] [--encode VALUE...]",
        "list element types; with NAME, every value of that type", nibble::cli::run_dtypes},
+      {"demo", "nibble demo",
+       "quantize, pack and convert back with the GPU bit-op plans, checked exactly",
+       nibble::cli::run_demo},
   };
   return table;
 }

@@ -112,3 +112,9 @@ def test_bad_command_lines_are_explained(nibble_cli):
     assert result.returncode == 2 and "8 bits or fewer" in result.stderr
     result = nibble_cli("frobnicate", check=False)
     assert result.returncode == 2 and "unknown subcommand 'frobnicate'" in result.stderr
+
+
+def test_main_job_demo_is_exact(nibble_cli):
+    result = nibble_cli("demo")
+    assert "all exact" in result.stdout
+    assert result.stdout.count("exact") >= 7  # six conversions and the summary
