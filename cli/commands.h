@@ -17,5 +17,6 @@ using Arguments = std::span<const std::string>;
 
 int run_dtypes(Arguments args, std::ostream& out);
 int run_demo(Arguments args, std::ostream& out);
+int run_layout(Arguments args, std::ostream& out);
 
 }  // namespace nibble::cli

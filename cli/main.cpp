@@ -23,6 +23,11 @@ const std::vector<Subcommand>& subcommands() {
       {"demo", "nibble demo",
        "quantize, pack and convert back with the GPU bit-op plans, checked exactly",
        nibble::cli::run_demo},
+      {"layout",
+       "nibble layout \"<layout>\"|ATOM [--shape R,C] [--dtype T] [--swizzle 128B] [--mesh "
+       "dp=2,tp=4] [--svg FILE] [--atoms]",
+       "draw a 2-D layout: thread and register (or byte address) of every element",
+       nibble::cli::run_layout},
   };
   return table;
 }

@@ -64,8 +64,7 @@ Coord subtract(const Coord& a, const Coord& b, const char* op) {
 
 // Splits `iters` (row-major, outermost first) into groups with the products of `shape`.
 std::optional<std::vector<std::vector<Iter>>> split_by_shape(const std::vector<Iter>& input,
-                                                             const Shape& shape,
-                                                             std::string* why) {
+                                                             const Shape& shape, std::string* why) {
   std::vector<Iter> iters;
   for (const Iter& iter : input) {
     if (iter.extent > 1) iters.push_back(iter);
@@ -111,8 +110,7 @@ void check_shape(const Layout& layout, const Shape& shape, const char* op) {
   int64_t size = shape_size(shape);
   if (size != layout.size()) {
     throw LayoutError(fmt::format("{}: shape {} has {} elements but {} has {}", op,
-                                  shape_to_string(shape), size, layout.to_string(),
-                                  layout.size()));
+                                  shape_to_string(shape), size, layout.to_string(), layout.size()));
   }
 }
 
@@ -147,7 +145,8 @@ std::vector<Iter> scaled_iters(std::vector<Iter> iters, const std::map<Axis, int
 // The tile's spans on the axes of `outer`: the factors tile() multiplies outer by.
 std::map<Axis, int64_t> tile_factors(const Layout& outer, const Layout& inner) {
   std::map<Axis, int64_t> factors;
-  for (Axis axis : outer.axes()) factors[axis] = inner.span(axis);
+  for (Axis axis : outer.axes())
+    factors[axis] = inner.span(axis);
   return factors;
 }
 
@@ -181,7 +180,8 @@ std::optional<std::vector<Iter>> peel_suffix(std::vector<Iter> whole, const std:
   return whole;
 }
 
-// Removes the replica iters of `part` from `whole` (both canonical).
+// Removes the replica iters of `part` from `whole` (both canonical). A wanted iter may be the
+// low part (same stride) or the high part (stride of the upper steps) of a merged iter.
 std::optional<std::vector<Iter>> peel_replica(std::vector<Iter> whole, std::vector<Iter> part,
                                               std::string* why) {
   std::sort(part.begin(), part.end(), [](const Iter& a, const Iter& b) {
@@ -190,18 +190,21 @@ std::optional<std::vector<Iter>> peel_replica(std::vector<Iter> whole, std::vect
   });
   for (const Iter& want : part) {
     auto it = std::find_if(whole.begin(), whole.end(), [&](const Iter& have) {
-      return have.axis == want.axis && have.stride == want.stride &&
-             have.extent % want.extent == 0;
+      return have.axis == want.axis && have.extent % want.extent == 0 &&
+             (have.stride == want.stride ||
+              have.stride * (have.extent / want.extent) == want.stride);
     });
     if (it == whole.end()) {
-      *why = fmt::format("replica iter {} is not part of the replica of the whole",
-                         iter_string(want));
+      *why =
+          fmt::format("replica iter {} is not part of the replica of the whole", iter_string(want));
       return std::nullopt;
     }
-    if (it->extent == want.extent) {
+    const int64_t rest = it->extent / want.extent;
+    const int64_t low_stride = it->stride == want.stride ? want.stride * want.extent : it->stride;
+    if (rest == 1) {
       whole.erase(it);
     } else {
-      *it = Iter{it->extent / want.extent, want.stride * want.extent, want.axis};
+      *it = Iter{rest, low_stride, want.axis};
     }
   }
   return whole;
@@ -215,10 +218,10 @@ Shape quotient_shape(const Shape& whole, const Shape& part, const char* op) {
   Shape result(whole.size());
   for (size_t d = 0; d < whole.size(); ++d) {
     if (part[d] < 1 || whole[d] % part[d] != 0) {
-      throw LayoutError(fmt::format("{}: extent {} does not divide extent {} of dimension {} ({} "
-                                    "into {})",
-                                    op, part[d], whole[d], d, shape_to_string(part),
-                                    shape_to_string(whole)));
+      throw LayoutError(
+          fmt::format("{}: extent {} does not divide extent {} of dimension {} ({} "
+                      "into {})",
+                      op, part[d], whole[d], d, shape_to_string(part), shape_to_string(whole)));
     }
     result[d] = whole[d] / part[d];
   }
@@ -237,8 +240,8 @@ Layout canonicalize(const Layout& layout) {
 bool same_function(const Layout& a, const Layout& b, int64_t limit) {
   if (a.size() != b.size()) return false;
   if (a.size() * std::max(a.replication(), b.replication()) > limit) {
-    throw LayoutError(fmt::format("same_function: {} is too large to compare exhaustively",
-                                  a.to_string()));
+    throw LayoutError(
+        fmt::format("same_function: {} is too large to compare exhaustively", a.to_string()));
   }
   for (int64_t x = 0; x < a.size(); ++x) {
     if (a.apply(x) != b.apply(x)) return false;
@@ -258,19 +261,21 @@ Layout reshape(const Layout& layout, const Shape& shape) {
   auto dims = split_by_shape(canonical_shard(layout.shard()), shape, &why);
   if (!dims) return layout;  // the same function; its iters just do not show the dimensions
   std::vector<Iter> shard;
-  for (const auto& dim : *dims) shard.insert(shard.end(), dim.begin(), dim.end());
+  for (const auto& dim : *dims)
+    shard.insert(shard.end(), dim.begin(), dim.end());
   return Layout(std::move(shard), layout.replica(), layout.offset());
 }
 
 Layout slice(const Layout& layout, const Shape& shape, size_t dim, int64_t begin, int64_t end) {
   if (dim >= shape.size()) {
-    throw LayoutError(fmt::format("slice: dimension {} does not exist in shape {}", dim,
-                                  shape_to_string(shape)));
+    throw LayoutError(
+        fmt::format("slice: dimension {} does not exist in shape {}", dim, shape_to_string(shape)));
   }
   if (begin < 0 || end <= begin || end > shape[dim]) {
-    throw LayoutError(fmt::format("slice: [{}, {}) is not a non-empty range inside [0, {}) of "
-                                  "dimension {}",
-                                  begin, end, shape[dim], dim));
+    throw LayoutError(
+        fmt::format("slice: [{}, {}) is not a non-empty range inside [0, {}) of "
+                    "dimension {}",
+                    begin, end, shape[dim], dim));
   }
   auto dims = dims_of(layout, shape, "slice");
   Layout range({Iter{end - begin, 1, Axis::idx()}}, {}, Coord{{Axis::idx(), begin}});
@@ -300,7 +305,8 @@ Layout permute(const Layout& layout, const Shape& shape, const std::vector<size_
   }
   auto dims = dims_of(layout, shape, "permute");
   std::vector<Iter> shard;
-  for (size_t d : perm) shard.insert(shard.end(), dims[d].begin(), dims[d].end());
+  for (size_t d : perm)
+    shard.insert(shard.end(), dims[d].begin(), dims[d].end());
   return Layout(std::move(shard), layout.replica(), layout.offset());
 }
 
@@ -384,8 +390,10 @@ Layout divide(const Layout& whole_in, const Shape& whole_shape, const Layout& in
     }
     return value / span;
   };
-  for (Iter& iter : outer_shard) iter.stride = unscale(iter.stride, iter.axis, "stride");
-  for (Iter& iter : *outer_replica) iter.stride = unscale(iter.stride, iter.axis, "stride");
+  for (Iter& iter : outer_shard)
+    iter.stride = unscale(iter.stride, iter.axis, "stride");
+  for (Iter& iter : *outer_replica)
+    iter.stride = unscale(iter.stride, iter.axis, "stride");
   Coord offset;
   for (const auto& [axis, value] : outer_offset.entries()) {
     offset.add(axis, unscale(value, axis, "offset"));
@@ -449,32 +457,59 @@ Layout divide_outer(const Layout& whole_in, const Shape& whole_shape, const Layo
   }
 
   // Axes on which the outer part only has replicas or an offset: the scale is not visible in
-  // the shard; try each candidate up to the whole's span.
+  // the shard. A scaled replica step is a step of the whole's replica; a scaled offset solves
+  // span(inner) = scale. Collect the candidates and try them.
   std::vector<Axis> unknown;
-  for (Axis axis : outer.axes()) {
-    if (axis != Axis::idx() && !factors.count(axis)) unknown.push_back(axis);
-  }
-  std::vector<int64_t> limits;
+  std::vector<std::vector<int64_t>> candidates;
   int64_t combinations = 1;
-  for (Axis axis : unknown) {
-    limits.push_back(whole.span(axis));
-    combinations *= limits.back();
-    if (combinations > (int64_t{1} << 16)) {
-      throw fail("too many candidate scales for the axes the outer part only replicates on");
+  for (Axis axis : outer.axes()) {
+    if (axis == Axis::idx() || factors.count(axis)) continue;
+    std::vector<int64_t> options;
+    auto replica_step = std::find_if(outer.replica().begin(), outer.replica().end(),
+                                     [&](const Iter& iter) { return iter.axis == axis; });
+    if (replica_step != outer.replica().end()) {
+      for (const Iter& have : whole.replica()) {
+        if (have.axis != axis) continue;
+        for (int64_t d = 1; d <= have.extent; ++d) {
+          if (have.extent % d == 0 && (have.stride * d) % replica_step->stride == 0) {
+            options.push_back(have.stride * d / replica_step->stride);
+          }
+        }
+      }
+    } else {
+      // span(inner) = 1 + (inner shard and replica reach) + whole offset - k * outer offset = k
+      int64_t reach = whole.offset().get(axis);
+      for (const Iter& iter : inner_shard) {
+        if (iter.axis == axis) reach += (iter.extent - 1) * iter.stride;
+      }
+      for (const Iter& iter : whole.replica()) {
+        if (iter.axis == axis) reach += (iter.extent - 1) * iter.stride;
+      }
+      int64_t per_step = 1 + outer.offset().get(axis);
+      if ((reach + 1) % per_step == 0) options.push_back((reach + 1) / per_step);
     }
+    std::sort(options.begin(), options.end());
+    options.erase(std::unique(options.begin(), options.end()), options.end());
+    if (options.empty()) {
+      throw fail(
+          fmt::format("no scale on {} makes the outer part's replica and offset fit", axis.name()));
+    }
+    unknown.push_back(axis);
+    candidates.push_back(std::move(options));
+    combinations *= static_cast<int64_t>(candidates.back().size());
   }
   Layout expected = canonicalize(whole);
   std::string last_reason = "no candidate scale fits";
   for (int64_t combo = 0; combo < combinations; ++combo) {
     int64_t rest = combo;
     for (size_t i = 0; i < unknown.size(); ++i) {
-      factors[unknown[i]] = 1 + rest % limits[i];
-      rest /= limits[i];
+      const int64_t choices = static_cast<int64_t>(candidates[i].size());
+      factors[unknown[i]] = candidates[i][static_cast<size_t>(rest % choices)];
+      rest /= choices;
     }
     std::string why;
-    auto inner_replica =
-        peel_replica(whole.replica(), canonical_replica(scaled_iters(outer.replica(), factors)),
-                     &why);
+    auto inner_replica = peel_replica(
+        whole.replica(), canonical_replica(scaled_iters(outer.replica(), factors)), &why);
     if (!inner_replica) {
       last_reason = why;
       continue;
@@ -527,7 +562,8 @@ Layout compose(const Layout& outer_in, const Layout& inner_in) {
       if (iter.stride != 0) inner_axes.push_back(iter.axis);
     }
   }
-  for (const auto& [axis, value] : inner.offset().entries()) inner_axes.push_back(axis);
+  for (const auto& [axis, value] : inner.offset().entries())
+    inner_axes.push_back(axis);
   std::sort(inner_axes.begin(), inner_axes.end());
   inner_axes.erase(std::unique(inner_axes.begin(), inner_axes.end()), inner_axes.end());
   if (inner_axes.size() > 1) {
@@ -557,8 +593,9 @@ Layout compose(const Layout& outer_in, const Layout& inner_in) {
     }
     int64_t remaining = extent;
     while (remaining > 1) {
-      if (k < 0) throw fail(fmt::format("the inner layout reaches beyond the size {} of the outer",
-                                        outer.size()));
+      if (k < 0)
+        throw fail(
+            fmt::format("the inner layout reaches beyond the size {} of the outer", outer.size()));
       const Iter& digit = digits[static_cast<size_t>(k)];
       int64_t room = digit.extent / stride;
       int64_t take = remaining <= room ? remaining : room;
@@ -599,9 +636,10 @@ Layout compose(const Layout& outer_in, const Layout& inner_in) {
   }
   for (size_t k = 0; k < count; ++k) {
     if (used[k] >= digits[k].extent) {
-      throw fail(fmt::format("the inner indices carry across digit {} ({}) of the outer: they "
-                             "reach {} there",
-                             k, iter_string(digits[k]), used[k]));
+      throw fail(
+          fmt::format("the inner indices carry across digit {} ({}) of the outer: they "
+                      "reach {} there",
+                      k, iter_string(digits[k]), used[k]));
     }
   }
   return Layout(std::move(shard), concat(replica, outer.replica()), std::move(offset));
@@ -704,9 +742,10 @@ InverseLayout inverse(const Layout& layout_in, const std::vector<Axis>& axes) {
     int64_t covered = 1;
     for (const Iter& iter : on_axis) {
       if (iter.stride != covered) {
-        throw fail(fmt::format("the iters on {} do not cover it exactly: after [0, {}) comes "
-                               "iter {}",
-                               axis.name(), covered, iter_string(iter)));
+        throw fail(
+            fmt::format("the iters on {} do not cover it exactly: after [0, {}) comes "
+                        "iter {}",
+                        axis.name(), covered, iter_string(iter)));
       }
       covered *= iter.extent;
     }
@@ -725,8 +764,10 @@ InverseLayout inverse(const Layout& layout_in, const std::vector<Axis>& axes) {
     return a.iter.stride * box_place[a.iter.axis] > b.iter.stride * box_place[b.iter.axis];
   });
   std::vector<Iter> shard, replica;
-  for (const Step& step : steps) shard.push_back(Iter{step.iter.extent, step.logical_step, Axis::idx()});
-  for (const Step& step : others) replica.push_back(Iter{step.iter.extent, step.logical_step, Axis::idx()});
+  for (const Step& step : steps)
+    shard.push_back(Iter{step.iter.extent, step.logical_step, Axis::idx()});
+  for (const Step& step : others)
+    replica.push_back(Iter{step.iter.extent, step.logical_step, Axis::idx()});
   result.layout = canonicalize(Layout(std::move(shard), std::move(replica)));
   return result;
 }
@@ -777,8 +818,8 @@ Layout fuse(const Layout& layout, Axis parent) {
 
 Layout pack(const Layout& layout_in, int64_t n, Axis axis) {
   auto fail = [&](const std::string& why) -> LayoutError {
-    return LayoutError(fmt::format("pack({}, {}): {}: {}", n, axis.name(), layout_in.to_string(),
-                                   why));
+    return LayoutError(
+        fmt::format("pack({}, {}): {}: {}", n, axis.name(), layout_in.to_string(), why));
   };
   if (n < 1) throw fail("the packing factor must be positive");
   if (!axis.is_memory()) throw fail(fmt::format("{} is not a memory axis", axis.name()));
@@ -787,9 +828,10 @@ Layout pack(const Layout& layout_in, int64_t n, Axis axis) {
   std::vector<Iter> shard = layout.shard();
   if (shard.empty() || shard.back().axis != axis || shard.back().stride != 1 ||
       shard.back().extent % n != 0) {
-    throw fail(fmt::format("the innermost iter must be a multiple of {} contiguous steps 1@{}, "
-                           "found {}",
-                           n, axis.name(), shard.empty() ? "none" : iter_string(shard.back())));
+    throw fail(
+        fmt::format("the innermost iter must be a multiple of {} contiguous steps 1@{}, "
+                    "found {}",
+                    n, axis.name(), shard.empty() ? "none" : iter_string(shard.back())));
   }
   shard.back().extent /= n;
   auto divide_step = [&](Iter& iter) {
@@ -802,9 +844,11 @@ Layout pack(const Layout& layout_in, int64_t n, Axis axis) {
   };
   // The innermost iter's stride 1 becomes a step of one packed element after the division.
   shard.back().stride = n;
-  for (Iter& iter : shard) divide_step(iter);
+  for (Iter& iter : shard)
+    divide_step(iter);
   std::vector<Iter> replica = layout.replica();
-  for (Iter& iter : replica) divide_step(iter);
+  for (Iter& iter : replica)
+    divide_step(iter);
   Coord offset = layout.offset();
   int64_t start = offset.get(axis);
   if (start % n != 0) {
@@ -819,8 +863,8 @@ Layout unpack(const Layout& layout, int64_t n, Axis axis) {
     throw LayoutError(fmt::format("unpack({}, {}): the factor must be positive", n, axis.name()));
   }
   if (!axis.is_memory()) {
-    throw LayoutError(fmt::format("unpack({}, {}): {} is not a memory axis", n, axis.name(),
-                                  axis.name()));
+    throw LayoutError(
+        fmt::format("unpack({}, {}): {} is not a memory axis", n, axis.name(), axis.name()));
   }
   std::map<Axis, int64_t> factor = {{axis, n}};
   std::vector<Iter> shard = scaled_iters(layout.shard(), factor);

@@ -100,7 +100,7 @@ struct InverseLayout {
   // the layout that do not move on the chosen axes become the replica: those elements share
   // the point.
   Layout layout;
-  std::vector<Axis> axes;       // the chosen axes, outermost first
+  std::vector<Axis> axes;        // the chosen axes, outermost first
   std::vector<int64_t> extents;  // the box: span - offset per chosen axis
   Coord origin;                  // the layout's offset on the chosen axes
 

@@ -2,21 +2,28 @@
 
 #include <fmt/format.h>
 
-#include "layout/algebra.h"
 #include "layout/error.h"
 
 namespace nibble::layout {
 namespace {
 
 // Shorthands for writing fragment layouts close to the PTX figures.
-Iter L(int64_t extent, int64_t stride) { return Iter{extent, stride, Axis::lane()}; }
-Iter R(int64_t extent, int64_t stride) { return Iter{extent, stride, Axis::reg()}; }
-Iter W(int64_t extent, int64_t stride) { return Iter{extent, stride, Axis::warp()}; }
+Iter L(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, Axis::lane()};
+}
+Iter R(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, Axis::reg()};
+}
+Iter W(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, Axis::warp()};
+}
 
 Atom make(std::string name, Shape shape, std::vector<Iter> iters, int element_bits,
           int64_t alignment_bits = 0, Swizzle swizzle = {}) {
-  return Atom{std::move(name), std::move(shape), canonicalize(Layout(std::move(iters))),
-              element_bits, alignment_bits, swizzle};
+  // Written as the figures read (not canonicalized): only the iters of one step go.
+  std::erase_if(iters, [](const Iter& iter) { return iter.extent == 1; });
+  return Atom{std::move(name), std::move(shape), Layout(std::move(iters)),
+              element_bits,    alignment_bits,   swizzle};
 }
 
 void check_count(int count, const char* op) {
@@ -42,8 +49,8 @@ Atom mma_m16n8k16_b() {
 
 Atom mma_m16n8k16_c(int accumulator_bits) {
   if (accumulator_bits != 16 && accumulator_bits != 32) {
-    throw LayoutError(fmt::format("mma.m16n8k16: accumulators are 16 or 32 bits, not {}",
-                                  accumulator_bits));
+    throw LayoutError(
+        fmt::format("mma.m16n8k16: accumulators are 16 or 32 bits, not {}", accumulator_bits));
   }
   // row = 8 * slot[1] + g, col = 2t + slot[0]
   return make("mma.m16n8k16.c", {16, 8}, {R(2, 2), L(8, 4), L(4, 1), R(2, 1)}, accumulator_bits);
@@ -97,8 +104,8 @@ Atom cp_async(int bytes, int element_bits) {
                                   element_bits, bytes));
   }
   int64_t elements = bytes * 8 / element_bits;
-  return make(fmt::format("cp.async.{}", bytes), {1, elements},
-              {Iter{elements, 1, Axis::smem()}}, element_bits, bytes * 8);
+  return make(fmt::format("cp.async.{}", bytes), {1, elements}, {Iter{elements, 1, Axis::smem()}},
+              element_bits, bytes * 8);
 }
 
 Atom wgmma_a() {
@@ -112,8 +119,8 @@ Atom wgmma_d(int n, int accumulator_bits) {
     throw LayoutError(fmt::format("wgmma.m64n{}k16: N must be a multiple of 8 in [8, 256]", n));
   }
   if (accumulator_bits != 16 && accumulator_bits != 32) {
-    throw LayoutError(fmt::format("wgmma: accumulators are 16 or 32 bits, not {}",
-                                  accumulator_bits));
+    throw LayoutError(
+        fmt::format("wgmma: accumulators are 16 or 32 bits, not {}", accumulator_bits));
   }
   // row = 16w + 8 * slot[1] + g, col = 8 * slot[high] + 2t + slot[0]
   return make(fmt::format("wgmma.m64n{}k16.d", n), {64, n},
@@ -123,14 +130,22 @@ Atom wgmma_d(int n, int accumulator_bits) {
 Atom wgmma_smem_operand(int swizzle_bytes, int element_bits) {
   Swizzle swizzle;
   switch (swizzle_bytes) {
-    case 16: break;
-    case 32: swizzle = Swizzle::bytes32(); break;
-    case 64: swizzle = Swizzle::bytes64(); break;
-    case 128: swizzle = Swizzle::bytes128(); break;
+    case 16:
+      break;
+    case 32:
+      swizzle = Swizzle::bytes32();
+      break;
+    case 64:
+      swizzle = Swizzle::bytes64();
+      break;
+    case 128:
+      swizzle = Swizzle::bytes128();
+      break;
     default:
-      throw LayoutError(fmt::format("wgmma/TMA swizzle widths are 16 (none), 32, 64 or 128 "
-                                    "bytes, not {}",
-                                    swizzle_bytes));
+      throw LayoutError(
+          fmt::format("wgmma/TMA swizzle widths are 16 (none), 32, 64 or 128 "
+                      "bytes, not {}",
+                      swizzle_bytes));
   }
   if (element_bits < 1 || (swizzle_bytes * 8) % element_bits != 0) {
     throw LayoutError(fmt::format("wgmma smem operand: {}-bit elements do not fill {} bytes",
@@ -151,10 +166,13 @@ std::vector<Atom> all_atoms() {
       atoms.push_back(stmatrix(count, transpose));
     }
   }
-  for (int bytes : {4, 8, 16}) atoms.push_back(cp_async(bytes, 8));
+  for (int bytes : {4, 8, 16})
+    atoms.push_back(cp_async(bytes, 8));
   atoms.push_back(wgmma_a());
-  for (int n : {8, 16, 32, 64, 128, 256}) atoms.push_back(wgmma_d(n));
-  for (int bytes : {16, 32, 64, 128}) atoms.push_back(wgmma_smem_operand(bytes, 16));
+  for (int n : {8, 16, 32, 64, 128, 256})
+    atoms.push_back(wgmma_d(n));
+  for (int bytes : {16, 32, 64, 128})
+    atoms.push_back(wgmma_smem_operand(bytes, 16));
   return atoms;
 }
 

@@ -51,9 +51,9 @@ class Registry {
           old.natural_extent == info.natural_extent) {
         return *existing;
       }
-      throw LayoutError(fmt::format(
-          "axis '{}' is already defined as a {} axis with another fusion or extent", info.name,
-          kind_name(old.kind)));
+      throw LayoutError(
+          fmt::format("axis '{}' is already defined as a {} axis with another fusion or extent",
+                      info.name, kind_name(old.kind)));
     }
     axes_.push_back(std::move(info));
     return static_cast<int>(axes_.size() - 1);
@@ -62,7 +62,8 @@ class Registry {
   std::vector<std::string> names() {
     std::lock_guard lock(mutex_);
     std::vector<std::string> result;
-    for (const AxisInfo& info : axes_) result.push_back(info.name);
+    for (const AxisInfo& info : axes_)
+      result.push_back(info.name);
     return result;
   }
 
@@ -105,16 +106,36 @@ bool is_identifier(std::string_view name) {
 
 }  // namespace
 
-Axis Axis::idx() { return Axis(kIdx); }
-Axis Axis::lane() { return Axis(kLane); }
-Axis Axis::warp() { return Axis(kWarp); }
-Axis Axis::warpgroup() { return Axis(kWarpgroup); }
-Axis Axis::thread() { return Axis(kThread); }
-Axis Axis::reg() { return Axis(kReg); }
-Axis Axis::smem() { return Axis(kSmem); }
-Axis Axis::gmem() { return Axis(kGmem); }
-Axis Axis::block() { return Axis(kBlock); }
-Axis Axis::gpu() { return Axis(kGpu); }
+Axis Axis::idx() {
+  return Axis(kIdx);
+}
+Axis Axis::lane() {
+  return Axis(kLane);
+}
+Axis Axis::warp() {
+  return Axis(kWarp);
+}
+Axis Axis::warpgroup() {
+  return Axis(kWarpgroup);
+}
+Axis Axis::thread() {
+  return Axis(kThread);
+}
+Axis Axis::reg() {
+  return Axis(kReg);
+}
+Axis Axis::smem() {
+  return Axis(kSmem);
+}
+Axis Axis::gmem() {
+  return Axis(kGmem);
+}
+Axis Axis::block() {
+  return Axis(kBlock);
+}
+Axis Axis::gpu() {
+  return Axis(kGpu);
+}
 
 std::optional<Axis> Axis::find(std::string_view name) {
   if (std::optional<int> id = Registry::get().find(name)) return Axis(*id);
@@ -142,24 +163,37 @@ Axis Axis::define(std::string_view name, AxisKind kind, std::optional<Axis> pare
 }
 
 std::vector<Axis> Axis::define_mesh(const std::vector<std::pair<std::string, int64_t>>& axes) {
-  std::vector<Axis> result(axes.size());
+  std::vector<int64_t> scales(axes.size());
   int64_t scale = 1;
   for (size_t i = axes.size(); i-- > 0;) {
     const auto& [name, extent] = axes[i];
     if (extent < 1) {
-      throw LayoutError(fmt::format("mesh axis '{}' has extent {}; extents must be positive",
-                                    name, extent));
+      throw LayoutError(
+          fmt::format("mesh axis '{}' has extent {}; extents must be positive", name, extent));
     }
-    result[i] = define(name, AxisKind::Device, gpu(), scale, extent);
+    scales[i] = scale;
     scale *= extent;
+  }
+  // Registered outermost first, so coordinates and pictures list them in mesh order.
+  std::vector<Axis> result;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    result.push_back(define(axes[i].first, AxisKind::Device, gpu(), scales[i], axes[i].second));
   }
   return result;
 }
 
-const AxisInfo& Axis::info() const { return Registry::get().at(id_); }
-const std::string& Axis::name() const { return info().name; }
-AxisKind Axis::kind() const { return info().kind; }
-int64_t Axis::scale_in_parent() const { return info().scale_in_parent; }
+const AxisInfo& Axis::info() const {
+  return Registry::get().at(id_);
+}
+const std::string& Axis::name() const {
+  return info().name;
+}
+AxisKind Axis::kind() const {
+  return info().kind;
+}
+int64_t Axis::scale_in_parent() const {
+  return info().scale_in_parent;
+}
 
 std::optional<Axis> Axis::parent() const {
   int parent_id = info().parent_id;
@@ -169,17 +203,23 @@ std::optional<Axis> Axis::parent() const {
 
 std::vector<Axis> all_axes() {
   std::vector<Axis> result;
-  for (const std::string& name : Registry::get().names()) result.push_back(Axis::named(name));
+  for (const std::string& name : Registry::get().names())
+    result.push_back(Axis::named(name));
   return result;
 }
 
 std::string_view kind_name(AxisKind kind) {
   switch (kind) {
-    case AxisKind::Logical: return "logical";
-    case AxisKind::Device: return "device";
-    case AxisKind::Grid: return "grid";
-    case AxisKind::Thread: return "thread";
-    case AxisKind::Memory: return "memory";
+    case AxisKind::Logical:
+      return "logical";
+    case AxisKind::Device:
+      return "device";
+    case AxisKind::Grid:
+      return "grid";
+    case AxisKind::Thread:
+      return "thread";
+    case AxisKind::Memory:
+      return "memory";
   }
   return "unknown";
 }

@@ -13,7 +13,8 @@ namespace nibble::layout {
 // Coord
 
 Coord::Coord(std::initializer_list<std::pair<Axis, int64_t>> entries) {
-  for (const auto& [axis, value] : entries) add(axis, value);
+  for (const auto& [axis, value] : entries)
+    add(axis, value);
 }
 
 int64_t Coord::get(Axis axis) const {
@@ -43,7 +44,8 @@ void Coord::add(Axis axis, int64_t value) {
 
 Coord Coord::operator+(const Coord& other) const {
   Coord sum = *this;
-  for (const auto& [axis, value] : other.entries_) sum.add(axis, value);
+  for (const auto& [axis, value] : other.entries_)
+    sum.add(axis, value);
   return sum;
 }
 
@@ -65,8 +67,7 @@ void check_iters(const std::vector<Iter>& iters, const char* what) {
   for (const Iter& iter : iters) {
     if (iter.extent < 1) {
       throw LayoutError(fmt::format("{} iter {}:{}@{} has extent {}; extents must be positive",
-                                    what, iter.extent, iter.stride, iter.axis.name(),
-                                    iter.extent));
+                                    what, iter.extent, iter.stride, iter.axis.name(), iter.extent));
     }
     if (iter.stride < 0) {
       throw LayoutError(fmt::format("{} iter {}:{}@{} has a negative stride", what, iter.extent,
@@ -120,15 +121,21 @@ Layout Layout::column_major(const Shape& shape, Axis axis) {
   return Layout(std::move(iters));
 }
 
-int64_t Layout::size() const { return checked_product(shard_); }
-int64_t Layout::replication() const { return checked_product(replica_); }
+int64_t Layout::size() const {
+  return checked_product(shard_);
+}
+int64_t Layout::replication() const {
+  return checked_product(replica_);
+}
 
 std::vector<Axis> Layout::axes() const {
   std::vector<Axis> result;
   for (const auto* list : {&shard_, &replica_}) {
-    for (const Iter& iter : *list) result.push_back(iter.axis);
+    for (const Iter& iter : *list)
+      result.push_back(iter.axis);
   }
-  for (const auto& [axis, value] : offset_.entries()) result.push_back(axis);
+  for (const auto& [axis, value] : offset_.entries())
+    result.push_back(axis);
   std::sort(result.begin(), result.end());
   result.erase(std::unique(result.begin(), result.end()), result.end());
   return result;
@@ -185,7 +192,8 @@ std::vector<Coord> Layout::apply(int64_t x) const {
   Coord base = place(x);
   if (replica_.empty()) return {base};
   std::vector<Coord> result;
-  for (const Coord& step : replica_steps()) result.push_back(base + step);
+  for (const Coord& step : replica_steps())
+    result.push_back(base + step);
   std::sort(result.begin(), result.end());
   result.erase(std::unique(result.begin(), result.end()), result.end());
   return result;
@@ -203,15 +211,16 @@ std::string iters_to_string(const std::vector<Iter>& iters) {
   return fmt::format("({}):({})", fmt::join(extents, ","), fmt::join(strides, ","));
 }
 
-std::string shape_to_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
+std::string shape_to_string(const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
 
 int64_t shape_size(const Shape& shape) {
   int64_t product = 1;
   for (int64_t extent : shape) {
     if (extent < 1) {
-      throw LayoutError(
-          fmt::format("shape {} has extent {}; extents must be positive", shape_to_string(shape),
-                      extent));
+      throw LayoutError(fmt::format("shape {} has extent {}; extents must be positive",
+                                    shape_to_string(shape), extent));
     }
     if (__builtin_mul_overflow(product, extent, &product)) {
       throw LayoutError(fmt::format("shape {} overflows 64-bit integers", shape_to_string(shape)));
@@ -283,14 +292,18 @@ class Parser {
     if (accept('(')) {
       skip_space();
       if (!accept(')')) {
-        do extents.push_back(extent()); while (accept(','));
+        do
+          extents.push_back(extent());
+        while (accept(','));
         expect(')');
       }
       expect(':');
       expect('(');
       skip_space();
       if (!accept(')')) {
-        do strides.push_back(stride()); while (accept(','));
+        do
+          strides.push_back(stride());
+        while (accept(','));
         expect(')');
       }
     } else {
@@ -335,7 +348,8 @@ class Parser {
     std::optional<Axis> found = Axis::find(name);
     if (!found) {
       std::vector<std::string> names;
-      for (Axis a : all_axes()) names.push_back(a.name());
+      for (Axis a : all_axes())
+        names.push_back(a.name());
       fail(fmt::format("unknown axis '{}' (known: {})", name, fmt::join(names, ", ")), start);
     }
     return *found;
@@ -375,7 +389,8 @@ class Parser {
   }
 
   void skip_space() {
-    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_])))
+      ++pos_;
   }
 
   [[noreturn]] void fail(const std::string& message) { fail(message, pos_); }
@@ -383,8 +398,7 @@ class Parser {
   [[noreturn]] void fail(const std::string& message, size_t column) {
     std::string found = column < text_.size() ? fmt::format("'{}'", text_[column]) : "the end";
     throw LayoutError(fmt::format("layout parse error at column {} (at {}): {}\n  {}\n  {}^",
-                                  column + 1, found, message, text_,
-                                  std::string(column, ' ')));
+                                  column + 1, found, message, text_, std::string(column, ' ')));
   }
 
   std::string_view text_;
@@ -393,6 +407,8 @@ class Parser {
 
 }  // namespace
 
-Layout Layout::parse(std::string_view text) { return Parser(text).layout(); }
+Layout Layout::parse(std::string_view text) {
+  return Parser(text).layout();
+}
 
 }  // namespace nibble::layout

@@ -18,8 +18,8 @@ bool has_thread_axes(const Layout& layout) {
 
 void check_grid(const Layout& layout, int64_t rows, int64_t columns) {
   if (rows < 1 || columns < 1 || rows * columns != layout.size()) {
-    throw LayoutError(fmt::format("picture: a {}x{} grid does not hold the {} elements of {}",
-                                  rows, columns, layout.size(), layout.to_string()));
+    throw LayoutError(fmt::format("picture: a {}x{} grid does not hold the {} elements of {}", rows,
+                                  columns, layout.size(), layout.to_string()));
   }
 }
 
@@ -33,10 +33,17 @@ std::string escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -46,11 +53,17 @@ std::string escape(const std::string& text) {
 
 std::string cell_label(const Layout& layout, int64_t index, const PictureOptions& options) {
   std::vector<Coord> places = layout.apply(index);
-  Coord point = swizzled(places.front(), options);
+  // The first place of a replicated element: the lowest thread, then the lowest coordinate.
+  Coord point =
+      swizzled(*std::min_element(places.begin(), places.end(),
+                                 [](const Coord& a, const Coord& b) {
+                                   return std::pair(thread_of(a), a) < std::pair(thread_of(b), b);
+                                 }),
+               options);
   std::vector<std::string> parts;
-  for (const auto& [axis, value] : point.entries()) {
+  for (Axis axis : layout.axes()) {
     if (axis.is_device() || axis.kind() == AxisKind::Grid) {
-      parts.push_back(fmt::format("{}{}", axis.name(), value));
+      parts.push_back(fmt::format("{}{}", axis.name(), point.get(axis)));
     }
   }
   if (has_thread_axes(layout)) parts.push_back(fmt::format("T{}", thread_of(point)));
@@ -86,7 +99,8 @@ std::string text_grid(const Layout& layout, int64_t rows, int64_t columns,
   std::string out;
   if (!options.title.empty()) out += options.title + "\n";
   out += std::string(row_width, ' ') + " |";
-  for (int64_t c = 0; c < columns; ++c) out += fmt::format(" {:>{}}", c, width);
+  for (int64_t c = 0; c < columns; ++c)
+    out += fmt::format(" {:>{}}", c, width);
   out += "\n" + std::string(row_width, '-') + "-+" +
          std::string(static_cast<size_t>(columns) * (width + 1), '-') + "\n";
   for (int64_t r = 0; r < rows; ++r) {

@@ -21,7 +21,8 @@ int64_t lowest_power_of_two(int64_t value) {
 
 int64_t power_of_two_floor(int64_t value) {
   int64_t result = 1;
-  while (result * 2 <= value) result *= 2;
+  while (result * 2 <= value)
+    result *= 2;
   return result;
 }
 
@@ -36,7 +37,8 @@ std::map<int64_t, std::vector<OwnedElement>> by_thread(const Layout& layout) {
       Coord point = base + step;
       seen.insert({thread_of(point), within_thread(point)});
     }
-    for (const auto& [thread, place] : seen) result[thread].push_back(OwnedElement{x, place});
+    for (const auto& [thread, place] : seen)
+      result[thread].push_back(OwnedElement{x, place});
   }
   return result;
 }
@@ -48,18 +50,14 @@ ContiguousRun run_of(const Layout& layout, const std::vector<OwnedElement>& owne
   for (const OwnedElement& element : owned) {
     unique = unique && place_of.emplace(element.index, element.place).second;
   }
+  // Every held element sits k-aligned group of held elements at consecutive coordinates.
   auto groups_hold = [&](int64_t k) {
     for (const auto& [x, place] : place_of) {
-      int64_t start = x - x % k;
-      auto first = place_of.find(start);
+      auto first = place_of.find(x - x % k);
       if (first == place_of.end()) return false;
-      for (int64_t i = 0; i < k; ++i) {
-        auto it = place_of.find(start + i);
-        if (it == place_of.end()) return false;
-        Coord expected = first->second;
-        expected.add(axis, i);
-        if (it->second != expected) return false;
-      }
+      Coord expected = first->second;
+      expected.add(axis, x % k);
+      if (place != expected) return false;
     }
     return true;
   };
@@ -152,17 +150,20 @@ int64_t vector_width_bits(const Layout& layout, Axis memory_axis, int element_bi
 
 const char* conversion_name(ConversionKind kind) {
   switch (kind) {
-    case ConversionKind::RegisterPermutation: return "register permutation";
-    case ConversionKind::WarpShuffle: return "warp shuffle";
-    case ConversionKind::SharedMemory: return "through shared memory";
+    case ConversionKind::RegisterPermutation:
+      return "register permutation";
+    case ConversionKind::WarpShuffle:
+      return "warp shuffle";
+    case ConversionKind::SharedMemory:
+      return "through shared memory";
   }
   return "unknown";
 }
 
 ConversionKind classify_conversion(const Layout& from, const Layout& to) {
   if (from.size() != to.size()) {
-    throw LayoutError(fmt::format("conversion: {} has {} elements but {} has {}",
-                                  from.to_string(), from.size(), to.to_string(), to.size()));
+    throw LayoutError(fmt::format("conversion: {} has {} elements but {} has {}", from.to_string(),
+                                  from.size(), to.to_string(), to.size()));
   }
   check_register_layout(from, "source");
   check_register_layout(to, "target");
@@ -170,15 +171,16 @@ ConversionKind classify_conversion(const Layout& from, const Layout& to) {
   Layout from_placement = restrict_to(from, outside_block);
   Layout to_placement = restrict_to(to, outside_block);
   if (!same_function(from_placement, to_placement)) {
-    throw LayoutError(fmt::format(
-        "conversion: {} and {} place elements on different GPUs or blocks; that is a "
-        "collective, not a register conversion",
-        from.to_string(), to.to_string()));
+    throw LayoutError(
+        fmt::format("conversion: {} and {} place elements on different GPUs or blocks; that is a "
+                    "collective, not a register conversion",
+                    from.to_string(), to.to_string()));
   }
   ConversionKind kind = ConversionKind::RegisterPermutation;
   for (int64_t x = 0; x < from.size(); ++x) {
     std::set<int64_t> holders;
-    for (const Coord& point : from.apply(x)) holders.insert(thread_of(point));
+    for (const Coord& point : from.apply(x))
+      holders.insert(thread_of(point));
     for (const Coord& point : to.apply(x)) {
       int64_t thread = thread_of(point);
       if (holders.count(thread)) continue;
@@ -194,16 +196,17 @@ ConversionKind classify_conversion(const Layout& from, const Layout& to) {
 BankReport shared_memory_wavefronts(const Layout& access, const Layout& smem, int element_bits,
                                     int64_t vector_bytes, const Swizzle& swizzle, int64_t warp) {
   if (access.size() != smem.size()) {
-    throw LayoutError(fmt::format("bank conflicts: the access {} has {} elements but the smem "
-                                  "layout {} has {}",
-                                  access.to_string(), access.size(), smem.to_string(),
-                                  smem.size()));
+    throw LayoutError(
+        fmt::format("bank conflicts: the access {} has {} elements but the smem "
+                    "layout {} has {}",
+                    access.to_string(), access.size(), smem.to_string(), smem.size()));
   }
   if (element_bits < 1 || vector_bytes < 1 || vector_bytes > 16 ||
       (vector_bytes & (vector_bytes - 1)) != 0 || (vector_bytes * 8) % element_bits != 0) {
-    throw LayoutError(fmt::format("bank conflicts: a {}-byte access of {}-bit elements is not a "
-                                  "valid vector (1, 2, 4, 8 or 16 bytes of whole elements)",
-                                  vector_bytes, element_bits));
+    throw LayoutError(
+        fmt::format("bank conflicts: a {}-byte access of {}-bit elements is not a "
+                    "valid vector (1, 2, 4, 8 or 16 bytes of whole elements)",
+                    vector_bytes, element_bits));
   }
   const int64_t per_vector = vector_bytes * 8 / element_bits;
   auto threads = by_thread(access);

@@ -43,8 +43,8 @@ Swizzle Swizzle::parse(std::string_view text) {
       body = body.substr(comma + 1);
     }
   }
-  throw LayoutError(fmt::format(
-      "swizzle '{}': expected none, 32B, 64B, 128B or Sw<bits,base,shift>", text));
+  throw LayoutError(
+      fmt::format("swizzle '{}': expected none, 32B, 64B, 128B or Sw<bits,base,shift>", text));
 }
 
 int64_t Swizzle::on_element(int64_t element, int element_bits) const {
