@@ -477,7 +477,12 @@ std::string to_string(const Expr& expr) {
       if (node.unary_op == UnaryOp::Cast) {
         return fmt::format("cast<{}>({})", node.type.name(), to_string(node.operands[0]));
       }
-      if (node.unary_op == UnaryOp::Neg) return fmt::format("-{}", to_string(node.operands[0]));
+      if (node.unary_op == UnaryOp::Neg) {
+        // `-3` reads back as the constant -3: negating a constant keeps its parentheses.
+        const Expr& operand = node.operands[0];
+        return operand.kind() == Expr::Kind::Constant ? fmt::format("-({})", to_string(operand))
+                                                      : fmt::format("-{}", to_string(operand));
+      }
       if (node.unary_op == UnaryOp::Not) return fmt::format("!{}", to_string(node.operands[0]));
       return fmt::format("~{}", to_string(node.operands[0]));
     case Expr::Kind::Binary: {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs into .gpu/ (ignored by git, carried by the device tool):
+# libnibble.so (LLVM inside, stripped) and every test and bench executable (stripped). The GPU
+# machine has no LLVM, so everything that compiles kernels is built here.
+#   bash tools/gpu-bundle.sh        then, on the GPU machine:  bash tools/gpu-run.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+bash "$repo/tools/build.sh"
+bundle="$repo/.gpu"
+rm -rf "$bundle"
+mkdir -p "$bundle/lib" "$bundle/bin"
+strip --strip-debug -o "$bundle/lib/libnibble.so.0" "$build/libnibble.so.0"
+for executable in "$build"/tests/*/test_* "$build"/bench/bench_* "$build/cli/nibble"; do
+  [[ -f "$executable" && -x "$executable" ]] || continue
+  strip --strip-debug -o "$bundle/bin/$(basename "$executable")" "$executable"
+done
+du -sh "$bundle" | sed 's/^/gpu bundle: /'

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, with .gpu/ carried (tools/gpu-bundle.sh):
+# every test executable (GPU tests included: they run there instead of skipping), optionally
+# under compute-sanitizer, then the benchmarks. Logs and results go to $OUT (or .gpu/out).
+#   NIBBLE_SANITIZE=1   also run the GPU tests under compute-sanitizer memcheck
+#   NIBBLE_TESTS=0      skip the tests;   NIBBLE_BENCH=0   skip the benchmarks
+set -uo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bundle="$repo/.gpu"
+out="${OUT:-$bundle/out}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$PATH:/usr/local/cuda/bin"
+export NIBBLE_CACHE_DIR="${NIBBLE_CACHE_DIR:-/tmp/nibble-cache}"
+cd "$repo"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
+
+failures=0
+if [[ "${NIBBLE_TESTS:-1}" == 1 ]]; then
+  for test in "$bundle"/bin/test_*; do
+    name="$(basename "$test")"
+    if "$test" >"$out/$name.log" 2>&1; then status=pass; else status="FAIL($?)"; failures=$((failures + 1)); fi
+    printf '%-28s %-8s %s\n' "$name" "$status" "$(grep -E '^(All tests passed|test cases:)' "$out/$name.log" | tail -1)"
+  done | tee "$out/tests.txt"
+  failures=$(grep -c FAIL "$out/tests.txt" || true)
+  if [[ "${NIBBLE_SANITIZE:-0}" == 1 ]]; then
+    for test in "$bundle"/bin/test_*gpu*; do
+      name="$(basename "$test")"
+      compute-sanitizer --tool memcheck --error-exitcode 99 "$test" >"$out/$name.memcheck.log" 2>&1
+      printf '%-28s memcheck exit %s: %s\n' "$name" "$?" "$(grep -E 'ERROR SUMMARY' "$out/$name.memcheck.log" | tail -1)"
+    done | tee "$out/memcheck.txt"
+  fi
+fi
+if [[ "${NIBBLE_BENCH:-1}" == 1 ]]; then
+  for bench in "$bundle"/bin/bench_*; do
+    [[ -x "$bench" ]] || continue
+    "$bench" --out "$out" 2>&1 | tee "$out/$(basename "$bench").log"
+  done
+fi
+echo "test executables failed: $failures"
+exit $((failures > 0))
