@@ -18,5 +18,8 @@ using Arguments = std::span<const std::string>;
 int run_dtypes(Arguments args, std::ostream& out);
 int run_demo(Arguments args, std::ostream& out);
 int run_layout(Arguments args, std::ostream& out);
+int run_check(Arguments args, std::ostream& out);
+int run_run(Arguments args, std::ostream& out);
+int run_example(Arguments args, std::ostream& out);
 
 }  // namespace nibble::cli

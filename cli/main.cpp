@@ -28,6 +28,16 @@ const std::vector<Subcommand>& subcommands() {
        "dp=2,tp=4] [--svg FILE] [--atoms]",
        "draw a 2-D layout: thread and register (or byte address) of every element",
        nibble::cli::run_layout},
+      {"check", "nibble check FILE [--print]",
+       "parse and verify a VM program; --print shows it with layouts inferred",
+       nibble::cli::run_check},
+      {"run",
+       "nibble run FILE NAME=VALUE... [--grid X,Y,Z] [--block X,Y,Z] [--out DIR] [--seed N] "
+       "[--threads N]",
+       "run a VM program on the interpreter (pointers: FILE.npy, random:COUNT, zeros:COUNT)",
+       nibble::cli::run_run},
+      {"example", "nibble example [NAME]", "print an example kernel in the VM's text format",
+       nibble::cli::run_example},
   };
   return table;
 }
