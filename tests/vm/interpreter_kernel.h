@@ -1,6 +1,7 @@
-// Tiny hand-builders for the interpreter tests: a program with parameters, tensors and
-// statements (each statement at "interp.cpp:<line>", one line per statement, so messages can be
-// checked), host buffers, and a few reference helpers.
+// Tiny hand-builders for the VM tests (interpreter, verifier, passes): a program with
+// parameters, tensors and statements (each statement at "<file>:<line>", one line per statement,
+// so messages can be checked), host buffers, and a few reference helpers. The C++ DSL in
+// frontend/cpp is the real authoring interface; these give exact control over the program.
 #pragma once
 
 #include <cstring>
@@ -38,6 +39,7 @@ inline std::vector<Expr> at(std::initializer_list<int64_t> values) {
 struct Kernel {
   Program program;
   int next_line = 1;
+  std::string file = "interp.cpp";  // the file name statement locations carry
 
   explicit Kernel(std::string name, int warps = 4) {
     program.name = std::move(name);
@@ -47,13 +49,14 @@ struct Kernel {
 
   void grid(int64_t x, int64_t y = 1, int64_t z = 1) { program.grid = {c(x), c(y), c(z)}; }
 
-  int pointer(std::string name, DataType dtype) {
-    program.params.push_back({std::move(name), Parameter::Kind::Pointer, dtype, 16, 1, false, {}});
+  int pointer(std::string name, DataType dtype, int64_t alignment_bytes = 16) {
+    program.params.push_back(
+        {std::move(name), Parameter::Kind::Pointer, dtype, alignment_bytes, 1, false, {}});
     return static_cast<int>(program.params.size()) - 1;
   }
 
-  Expr scalar(std::string name, DataType dtype = DataType::sint(32)) {
-    program.params.push_back({name, Parameter::Kind::Scalar, dtype, 0, 1, false, {}});
+  Expr scalar(std::string name, DataType dtype = DataType::sint(32), int64_t divisor = 1) {
+    program.params.push_back({name, Parameter::Kind::Scalar, dtype, 0, divisor, false, {}});
     return program.params.back().expr(static_cast<int>(program.params.size()) - 1);
   }
 
@@ -117,7 +120,7 @@ struct Kernel {
   // Appends a statement; returns its line.
   int add(Statement::Node node, Body* body = nullptr) {
     const int line = next_line++;
-    (body ? *body : program.body).push_back({std::move(node), {"interp.cpp", line, 1, ""}});
+    (body ? *body : program.body).push_back({std::move(node), {file, line, 1, ""}});
     return line;
   }
 };

@@ -4,15 +4,22 @@
 #include <string>
 
 #include "layout/layout.h"
-#include "tests/vm/program_sketch.h"
+#include "tests/vm/interpreter_kernel.h"
 #include "vm/passes.h"
 #include "vm/verifier.h"
 
 using namespace nibble::vm;
 using Catch::Contains;
-using nibble::vm::testing::ProgramSketch;
+using nibble::vm::interp_test::Kernel;
 
 namespace {
+
+// A hand-built program whose statements sit at test.cpp:<line>.
+Kernel sketch(std::string name, int warps = 4) {
+  Kernel kernel(std::move(name), warps);
+  kernel.file = "test.cpp";
+  return kernel;
+}
 
 const DataType f16 = DataType::f16();
 const DataType f32 = DataType::f32();
@@ -31,8 +38,8 @@ std::string only_error(const Program& program) {
 }
 
 // out[i] = x[i] + y[i] over a 1-D tile of 256 (the vector-add shape).
-ProgramSketch vector_add() {
-  ProgramSketch s("vector_add");
+Kernel vector_add() {
+  Kernel s = sketch("vector_add");
   const int x = s.pointer("x", f32);
   const int y = s.pointer("y", f32);
   const int out = s.pointer("out", f32);
@@ -54,13 +61,13 @@ ProgramSketch vector_add() {
 }  // namespace
 
 TEST_CASE("a well-formed program verifies", "[vm][verifier]") {
-  ProgramSketch s = vector_add();
+  Kernel s = vector_add();
   CHECK(verify(s.program).empty());
   CHECK_NOTHROW(verify_or_throw(s.program));
 }
 
 TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
-  ProgramSketch s("gemm");
+  Kernel s = sketch("gemm");
   const TensorId a = s.registers("a", f16, {16, 48});
   const TensorId b = s.registers("b", f16, {64, 8});
   const TensorId c = s.registers("c", f32, {16, 8});
@@ -72,7 +79,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
                                      ":1: error: in kernel 'gemm': dot: k extent 48 of %a does not "
                                      "match 64 of %b");
 
-  ProgramSketch t("gemm");
+  Kernel t = sketch("gemm");
   const TensorId a8 = t.registers("a", DataType::sint(8), {16, 32});
   const TensorId b16 = t.registers("b", f16, {32, 8});
   const TensorId c32 = t.registers("c", f32, {16, 8});
@@ -85,21 +92,21 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
 
 TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const TensorId a = s.registers("a", f32, {4});
     const TensorId b = s.registers("b", f32, {4});
     s.add(Cast{b, a});
     CHECK_THAT(only_error(s.program), Contains("source %a is used before it is defined"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const TensorId a = s.registers("a", f32, {4});
     s.add(AllocRegister{a, 0.0});
     s.add(AllocRegister{a, 0.0});
     CHECK_THAT(only_error(s.program), Contains("%a is defined twice"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const TensorId a = s.registers("a", f32, {4});
     const TensorId b = s.registers("b", f32, {4});
     const Expr i = s.var("i");
@@ -110,18 +117,18 @@ TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
     CHECK_THAT(only_error(s.program), Contains("outside the loop or branch that defines it"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.add(BreakStmt{});
     CHECK_THAT(only_error(s.program), Contains("break outside a loop"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const Expr v = s.var("v");
     s.add(AssignStmt{v, Expr::int_constant(1)});
     CHECK_THAT(only_error(s.program), Contains("assign: variable v is not defined here"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const Expr v = s.var("v");
     Body body;
     s.add(LetStmt{v, Expr::int_constant(1)}, &body);
@@ -131,7 +138,7 @@ TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
                Contains("variable v is used outside the scope that defines it"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.add(IfStmt{Expr::int_constant(1), {}, {}});
     CHECK_THAT(only_error(s.program), Contains("if: condition 1 is i32, expected u1"));
   }
@@ -139,20 +146,20 @@ TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
 
 TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
   {
-    ProgramSketch s = vector_add();
+    Kernel s = vector_add();
     auto& load = std::get<LoadGlobal>(std::get<Instruction>(s.program.body[3].node));
     load.offsets.push_back(Expr::int_constant(0));
     CHECK_THAT(only_error(s.program), Contains("load_global: 2 offsets given but %X has rank 1"));
   }
   {
-    ProgramSketch s = vector_add();
+    Kernel s = vector_add();
     s.program.tensors[3].type.dtype = f16;  // %a
     s.program.tensors[5].type.dtype = f16;  // %sum follows: keeps the add consistent
     s.program.tensors[4].type.dtype = f16;
     CHECK_THAT(verify(s.program).front().message, Contains("load_global: %X is f32 but %a is f16"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const int p = s.pointer("p", f32);
     const TensorId G = s.global("G", p, {Expr::int_constant(8)});
     const TensorId r = s.registers("r", f32, {8});
@@ -162,7 +169,7 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
                Contains("load_global: source %r is a register tensor, expected global"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const Expr n = s.scalar("n");
     TensorType type;
     type.scope = Scope::Global;
@@ -175,25 +182,23 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
                Contains("global_view: parameter 'n' is a scalar, not a pointer"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const TensorId tile = s.shared("tile", f16, {16, 16});
     const TensorId r = s.registers("r", f16, {16, 8});
-    s.add(AllocShared{tile});
     s.add(LoadShared{r, tile, {Expr::int_constant(0), Expr::int_constant(12)}});
     CHECK_THAT(only_error(s.program),
                Contains("load_shared: dimension 1 covers [12, 20) of %tile, which has extent 16"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.program.shared_memory_bytes = 1024;
-    const TensorId tile = s.shared("tile", f16, {64, 64});
-    s.add(AllocShared{tile});
+    s.shared("tile", f16, {64, 64});
     CHECK_THAT(
         only_error(s.program),
         Contains("shared tiles need 8192 bytes (each rounded up to 128) but the budget is 1024"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const int p = s.pointer("p", DataType::uint(8));
     const TensorId G = s.global("G", p, {Expr::int_constant(8)});
     const TensorId r = s.registers("r", DataType::uint(8), {8});
@@ -202,7 +207,7 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
     CHECK_THAT(only_error(s.program), Contains("atomic_add: u8 has no atomic add"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.add(WaitGroup{-1});
     CHECK_THAT(only_error(s.program), Contains("wait_group: -1 pending groups is negative"));
   }
@@ -210,7 +215,7 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
 
 TEST_CASE("verifier: data and compute instructions", "[vm][verifier][errors]") {
   auto with_source = [](DataType dtype, nibble::layout::Shape shape) {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const TensorId src = s.registers("src", dtype, std::move(shape));
     s.add(AllocRegister{src, 0.0});
     return std::pair{s, src};
@@ -290,31 +295,31 @@ TEST_CASE("verifier: data and compute instructions", "[vm][verifier][errors]") {
 
 TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
   {
-    ProgramSketch s("k", 0);
+    Kernel s = sketch("k", 0);
     CHECK_THAT(only_error(s.program), Contains("a block has 1 to 32 warps, not 0"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.pointer("p", f32);
     s.pointer("p", f32);
     CHECK_THAT(only_error(s.program), Contains("parameter 'p' is declared twice"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.pointer("p", f32, 12);
     CHECK_THAT(only_error(s.program), Contains("alignment 12 is not a power of two"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     s.program.grid[1] = Expr::int_constant(0);
     CHECK_THAT(only_error(s.program), Contains("grid dimension y is 0"));
   }
   {
-    ProgramSketch s("bad name");
+    Kernel s = sketch("bad name");
     CHECK_THAT(only_error(s.program), Contains("kernel name 'bad name' is not an identifier"));
   }
   {
-    ProgramSketch s("k");
+    Kernel s = sketch("k");
     const Expr n = s.scalar("n", i32, 64);
     s.program.params.back().value = 100;
     CHECK_THAT(only_error(s.program), Contains("value 100 is not a multiple of its divisor 64"));
@@ -323,7 +328,7 @@ TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
 }
 
 TEST_CASE("verify_or_throw lists every diagnostic", "[vm][verifier][errors]") {
-  ProgramSketch s("k", 0);
+  Kernel s = sketch("k", 0);
   s.add(BreakStmt{});
   try {
     verify_or_throw(s.program);
@@ -337,7 +342,7 @@ TEST_CASE("verify_or_throw lists every diagnostic", "[vm][verifier][errors]") {
 }
 
 TEST_CASE("passes: simplify, dead code, layouts", "[vm][passes]") {
-  ProgramSketch s = vector_add();
+  Kernel s = vector_add();
   // A compile-time tile size and an offset the simplifier can fold.
   s.program.params.push_back({"tile", Parameter::Kind::Scalar, i32, 0, 1, true, 256});
   const Expr tile = s.program.params.back().expr(4);
