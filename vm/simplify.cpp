@@ -6,7 +6,7 @@
 #include <numeric>
 #include <vector>
 
-#include "dtypes/codec.h"
+#include "vm/expr_eval.h"
 
 namespace nibble::vm {
 namespace {
@@ -170,121 +170,21 @@ Expr rebuild(Affine affine) {
 
 // ---- constant folding ------------------------------------------------------------------------
 
-double round_to_float_type(double value, DataType type) {
-  if (type.bits() == 64) return value;
-  if (type.bits() == 32) return static_cast<double>(static_cast<float>(value));
-  return dtypes::decode(type, dtypes::encode(type, value));
-}
-
-int64_t shift_left(int64_t value, int64_t amount, DataType type) {
-  if (amount < 0 || amount >= type.bits()) return 0;
-  return wrap_to_type(static_cast<int64_t>(static_cast<uint64_t>(value) << amount), type);
-}
-
-int64_t shift_right(int64_t value, int64_t amount, DataType type) {
-  if (amount < 0 || amount >= type.bits()) return (type.is_signed() && value < 0) ? -1 : 0;
-  return value >> amount;  // stored values are sign-correct for their type
-}
-
-std::optional<Expr> fold_integer(BinaryOp op, int64_t a, int64_t b, DataType type) {
-  auto wrap = [&](int64_t v) { return constant_of(type, wrap_to_type(v, type)); };
-  auto wrapping = [](auto f, int64_t x, int64_t y) {
-    return static_cast<int64_t>(f(static_cast<uint64_t>(x), static_cast<uint64_t>(y)));
-  };
-  switch (op) {
-    case BinaryOp::Add:
-      return wrap(wrapping(std::plus<>(), a, b));
-    case BinaryOp::Sub:
-      return wrap(wrapping(std::minus<>(), a, b));
-    case BinaryOp::Mul:
-      return wrap(wrapping(std::multiplies<>(), a, b));
-    case BinaryOp::FloorDiv:
-      if (b == 0) return std::nullopt;  // left for the verifier/interpreter to report
-      return wrap(floor_div(a, b));
-    case BinaryOp::Mod:
-      if (b == 0) return std::nullopt;
-      return wrap(floor_mod(a, b));
-    case BinaryOp::Min:
-      return wrap(std::min(a, b));
-    case BinaryOp::Max:
-      return wrap(std::max(a, b));
-    case BinaryOp::Eq:
-      return Expr::boolean(a == b);
-    case BinaryOp::Ne:
-      return Expr::boolean(a != b);
-    case BinaryOp::Lt:
-      return Expr::boolean(a < b);
-    case BinaryOp::Le:
-      return Expr::boolean(a <= b);
-    case BinaryOp::Gt:
-      return Expr::boolean(a > b);
-    case BinaryOp::Ge:
-      return Expr::boolean(a >= b);
-    case BinaryOp::And:
-      return Expr::boolean(a != 0 && b != 0);
-    case BinaryOp::Or:
-      return Expr::boolean(a != 0 || b != 0);
-    case BinaryOp::BitAnd:
-      return wrap(a & b);
-    case BinaryOp::BitOr:
-      return wrap(a | b);
-    case BinaryOp::BitXor:
-      return wrap(a ^ b);
-    case BinaryOp::Shl:
-      return constant_of(type, shift_left(a, b, type));
-    case BinaryOp::Shr:
-      return constant_of(type, shift_right(a, b, type));
-    case BinaryOp::Div:
-      return std::nullopt;
+// The value of an expression whose operands are all constants, by the VM's own evaluator (one
+// definition of the arithmetic); nothing when evaluation fails (division by zero is left for
+// the interpreter to report where it happens).
+std::optional<Expr> fold(const Expr& e) {
+  for (int i = 0; i < e.operand_count(); ++i) {
+    if (e.operand(i).kind() != Expr::Kind::Constant) return std::nullopt;
   }
-  return std::nullopt;
-}
-
-std::optional<Expr> fold_float(BinaryOp op, double a, double b, DataType type) {
-  auto value = [&](double v) { return Expr::float_constant(round_to_float_type(v, type), type); };
-  switch (op) {
-    case BinaryOp::Add:
-      return value(a + b);
-    case BinaryOp::Sub:
-      return value(a - b);
-    case BinaryOp::Mul:
-      return value(a * b);
-    case BinaryOp::Div:
-      return value(a / b);
-    case BinaryOp::Min:
-      return value(std::fmin(a, b));
-    case BinaryOp::Max:
-      return value(std::fmax(a, b));
-    case BinaryOp::Eq:
-      return Expr::boolean(a == b);
-    case BinaryOp::Ne:
-      return Expr::boolean(a != b);
-    case BinaryOp::Lt:
-      return Expr::boolean(a < b);
-    case BinaryOp::Le:
-      return Expr::boolean(a <= b);
-    case BinaryOp::Gt:
-      return Expr::boolean(a > b);
-    case BinaryOp::Ge:
-      return Expr::boolean(a >= b);
-    default:
-      return std::nullopt;
+  try {
+    const ScalarValue value =
+        evaluate(e, [](const Expr&) -> ScalarValue { throw ExprError("not a constant"); });
+    return value.type.is_float() ? Expr::float_constant(value.real, value.type)
+                                 : Expr::int_constant(value.integer, value.type);
+  } catch (const ExprError&) {
+    return std::nullopt;
   }
-}
-
-std::optional<Expr> fold_cast(const Expr& operand, DataType type) {
-  if (auto value = operand.as_int()) {
-    if (type.is_integer()) return constant_of(type, *value);
-    return Expr::float_constant(round_to_float_type(static_cast<double>(*value), type), type);
-  }
-  if (auto value = operand.as_float()) {
-    if (type.is_float()) return Expr::float_constant(round_to_float_type(*value, type), type);
-    if (!std::isfinite(*value)) return std::nullopt;  // the GPU's answer is target-specific
-    const double truncated = std::trunc(*value);      // float -> int truncates, as cvt.rzi does
-    if (std::fabs(truncated) >= 9.2e18) return std::nullopt;
-    return constant_of(type, static_cast<int64_t>(truncated));
-  }
-  return std::nullopt;
 }
 
 // ---- the simplifier --------------------------------------------------------------------------
@@ -315,7 +215,7 @@ class Simplifier {
     switch (op) {
       case UnaryOp::Cast:
         if (a.type() == type) return a;
-        if (auto folded = fold_cast(a, type)) return *folded;
+        if (auto folded = fold(Expr::cast(a, type))) return *folded;
         return Expr::cast(a, type);
       case UnaryOp::Neg:
         if (is_int(a)) {
@@ -338,27 +238,15 @@ class Simplifier {
   }
 
   Expr binary(BinaryOp op, const Expr& a, const Expr& b) {
-    if (a.type().is_float()) {
-      if (auto x = a.as_float(); x) {
-        if (auto y = b.as_float()) {
-          if (auto folded = fold_float(op, *x, *y, a.type())) return *folded;
-        }
-      }
-      return Expr::binary(op, a, b);
-    }
-    if (auto x = a.as_int()) {
-      if (auto y = b.as_int()) {
-        if (auto folded = fold_integer(op, *x, *y, a.type())) return *folded;
-      }
-    }
+    const Expr built = Expr::binary(op, a, b);
+    if (auto folded = fold(built)) return *folded;
+    if (a.type().is_float()) return built;
     if (!is_int(a)) return logical(op, a, b);
     switch (op) {
       case BinaryOp::Add:
       case BinaryOp::Sub:
-      case BinaryOp::Mul: {
-        Expr built = Expr::binary(op, a, b);
+      case BinaryOp::Mul:
         return rebuild(affine_of(built));
-      }
       case BinaryOp::FloorDiv:
         if (auto divisor = b.as_int(); divisor && *divisor > 0) return divide(a, *divisor);
         return Expr::binary(op, a, b);
