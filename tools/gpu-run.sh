@@ -38,6 +38,9 @@ if [[ "${NIBBLE_BENCH:-1}" == 1 ]]; then
     [[ -x "$bench" ]] || continue
     "$bench" --out "$out" 2>&1 | tee "$out/$(basename "$bench").log"
   done
+  for peer in "$repo"/bench/peers/*.py; do
+    python3 "$peer" --out "$out" 2>&1 | tee "$out/$(basename "$peer" .py).log"
+  done
 fi
 tar -czf "$out/logs.tar.gz" -C "$out" --remove-files $(cd "$out" && ls *.log 2>/dev/null) 2>/dev/null
 echo "test executables failed: $failures"

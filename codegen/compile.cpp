@@ -1,0 +1,114 @@
+#include "codegen/compile.h"
+
+#include <fmt/format.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <chrono>
+#include <regex>
+
+#include "codegen/emit/kernel_emitter.h"
+#include "codegen/llvm_backend.h"
+#include "codegen/ptxas.h"
+#include "vm/passes.h"
+#include "vm/verifier.h"
+
+namespace nibble::codegen {
+namespace {
+
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// "ptxas info    : Used 40 registers, used 1 barriers, 384 bytes smem, 380 bytes cmem[0]" and
+// "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads".
+void read_ptxas_log(CompileReport& report) {
+  std::smatch match;
+  const std::string& log = report.ptxas_log;
+  if (std::regex_search(log, match, std::regex(R"(Used (\d+) registers)")))
+    report.registers = std::stoi(match[1]);
+  if (std::regex_search(log, match, std::regex(R"((\d+) bytes stack frame)"))) {
+    report.stack_frame_bytes = std::stoll(match[1]);
+  }
+  if (std::regex_search(log, match, std::regex(R"((\d+) bytes spill stores)"))) {
+    report.spill_store_bytes = std::stoll(match[1]);
+  }
+  if (std::regex_search(log, match, std::regex(R"((\d+) bytes spill loads)"))) {
+    report.spill_load_bytes = std::stoll(match[1]);
+  }
+  report.static_shared_bytes = 0;
+  if (std::regex_search(log, match, std::regex(R"((\d+) bytes smem)"))) {
+    report.static_shared_bytes = std::stoll(match[1]);
+  }
+}
+
+}  // namespace
+
+CompiledKernel compile(const vm::Program& source, const Target& target,
+                       const CompileOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  CompiledKernel kernel;
+  kernel.target = target;
+  kernel.program = source;
+  auto stage = std::chrono::steady_clock::now();
+  vm::run_default_passes(kernel.program);
+  kernel.report.passes_ms = milliseconds_since(stage);
+  kernel.name = kernel.program.name;
+  kernel.block_threads = kernel.program.threads();
+
+  llvm::LLVMContext context;
+  stage = std::chrono::steady_clock::now();
+  KernelEmitter emitter(kernel.program, target, context);
+  std::unique_ptr<llvm::Module> module = emitter.emit();
+  kernel.report.ir_build_ms = milliseconds_since(stage);
+  if (options.keep_llvm_ir) kernel.llvm_ir = module_to_text(*module);
+  kernel.parameters = emitter.parameters();
+  kernel.report.shared_tile_bytes = emitter.tile_bytes();
+  kernel.report.shared_scratch_bytes = emitter.scratch_bytes();
+  kernel.report.notes = emitter.notes();
+  kernel.dynamic_shared_bytes =
+      emitter.scratch_bytes() > 0
+          ? (emitter.tile_bytes() + 127) / 128 * 128 + emitter.scratch_bytes()
+          : emitter.tile_bytes();
+  if (kernel.dynamic_shared_bytes > vm::kMaxSharedMemoryBytes) {
+    throw CodegenError(
+        fmt::format("codegen of kernel '{}': {} bytes of shared memory ({} of tiles, {} of scratch "
+                    "for data that "
+                    "crosses threads) exceed the {}-byte limit",
+                    kernel.name, kernel.dynamic_shared_bytes, emitter.tile_bytes(),
+                    emitter.scratch_bytes(), vm::kMaxSharedMemoryBytes));
+  }
+
+  LlvmStageTimes times;
+  kernel.ptx = emit_ptx(*module, target, &times);
+  kernel.report.verify_ms = times.verify_ms;
+  kernel.report.optimize_ms = times.optimize_ms;
+  kernel.report.emit_ms = times.emit_ms;
+
+  if (options.assemble && find_ptxas()) {
+    PtxasResult assembled = assemble_ptx(kernel.ptx, target, options.ptxas_verbose);
+    kernel.cubin = std::move(assembled.cubin);
+    kernel.report.ptxas_ms = assembled.milliseconds;
+    kernel.report.ptxas_log = std::move(assembled.log);
+    read_ptxas_log(kernel.report);
+  }
+  kernel.report.total_ms = milliseconds_since(start);
+  return kernel;
+}
+
+std::string to_string(const CompileReport& report) {
+  std::string text = fmt::format(
+      "registers {}, spills {}/{} bytes (stores/loads), stack {} bytes, shared {} bytes of tiles + "
+      "{} bytes of scratch\n"
+      "times: passes {:.2f} ms, ir {:.2f} ms, verify {:.2f} ms, O3 {:.2f} ms, ptx {:.2f} ms, ptxas "
+      "{:.2f} ms, total {:.2f} ms\n",
+      report.registers, report.spill_store_bytes, report.spill_load_bytes, report.stack_frame_bytes,
+      report.shared_tile_bytes, report.shared_scratch_bytes, report.passes_ms, report.ir_build_ms,
+      report.verify_ms, report.optimize_ms, report.emit_ms, report.ptxas_ms, report.total_ms);
+  for (const std::string& note : report.notes)
+    text += "  " + note + "\n";
+  return text;
+}
+
+}  // namespace nibble::codegen

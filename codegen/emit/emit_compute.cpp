@@ -1,0 +1,571 @@
+// The compute instructions: elementwise, reduce, dot and shuffle, with the interpreter's
+// arithmetic (vm/interpreter/compute.cpp): a float result is computed from the exact operand
+// values and rounded once (in f32 where that is provably the same, else in f64), integers wrap
+// at the result's width. exp2, log2 and rsqrt use the hardware approximations (ex2.approx,
+// lg2.approx, rsqrt.approx), compared with a tolerance.
+//
+// reduce and dot accumulate in index order, rounding after each step, exactly as the
+// interpreter does: within a thread when the layouts keep a reduced line in one thread, through
+// the shared scratch region otherwise.
+#include <fmt/format.h>
+#include <llvm/IR/IntrinsicsNVPTX.h>
+
+#include "codegen/emit/kernel_emitter.h"
+
+namespace nibble::codegen {
+namespace {
+
+bool is_comparison(vm::ElementwiseOp op) {
+  using vm::ElementwiseOp;
+  return op == ElementwiseOp::Eq || op == ElementwiseOp::Ne || op == ElementwiseOp::Lt ||
+         op == ElementwiseOp::Le || op == ElementwiseOp::Gt || op == ElementwiseOp::Ge;
+}
+
+struct OperandValues {
+  DataType dtype = DataType::f32();
+  std::vector<llvm::Value*> values;  // per result entry
+  llvm::Value* scalar = nullptr;
+  llvm::Value* at(size_t e) const { return scalar != nullptr ? scalar : values[e]; }
+};
+
+}  // namespace
+
+void KernelEmitter::emit(const vm::Elementwise& instruction) {
+  using vm::ElementwiseOp;
+  const RegisterTensor& result = reg(instruction.result);
+  const DataType type = result.dtype;
+  const ElementwiseOp op = instruction.op;
+  std::vector<OperandValues> in;
+  for (const vm::Operand& operand : instruction.operands) {
+    OperandValues values;
+    if (const auto* tensor = std::get_if<TensorId>(&operand)) {
+      values.dtype = info(*tensor).type.dtype;
+      values.values = values_in(*tensor, *result.map);
+    } else {
+      const Expr& expr = std::get<Expr>(operand);
+      values.dtype = expr.type();
+      values.scalar = scalar(expr);
+      if (values.scalar->getType()->isIntegerTy(1))
+        values.scalar = builder.CreateZExt(values.scalar, i8());
+    }
+    in.push_back(std::move(values));
+  }
+  const size_t entries = result.map->entries.size();
+  std::vector<llvm::Value*> out(entries, nullptr);
+
+  const auto one_or_zero = [&](llvm::Value* condition) -> llvm::Value* {
+    if (type.is_float()) {
+      return round_real(builder.CreateUIToFP(condition, builder.getFloatTy()), type);
+    }
+    return builder.CreateZExt(condition, value_type(type));
+  };
+  bool all_exact_f32 = true;
+  for (const OperandValues& operand : in)
+    all_exact_f32 = all_exact_f32 && exact_in_f32(operand.dtype);
+
+  if (is_comparison(op)) {
+    const bool on_floats = in[0].dtype.is_float() || in[1].dtype.is_float();
+    llvm::Type* compute = nullptr;
+    if (on_floats) {
+      compute = (in[0].dtype == in[1].dtype && in[0].dtype.bits() >= 16 &&
+                 in[0].dtype != DataType::f64() && exact_in_f32(in[0].dtype)) ||
+                        all_exact_f32
+                    ? builder.getFloatTy()
+                    : builder.getDoubleTy();
+    }
+    for (size_t e = 0; e < entries; ++e) {
+      llvm::Value* condition = nullptr;
+      if (on_floats) {
+        llvm::Value* a = to_real(in[0].at(e), in[0].dtype, compute);
+        llvm::Value* b = to_real(in[1].at(e), in[1].dtype, compute);
+        switch (op) {
+          case ElementwiseOp::Eq:
+            condition = builder.CreateFCmpOEQ(a, b);
+            break;
+          case ElementwiseOp::Ne:
+            condition = builder.CreateFCmpUNE(a, b);
+            break;
+          case ElementwiseOp::Lt:
+            condition = builder.CreateFCmpOLT(a, b);
+            break;
+          case ElementwiseOp::Le:
+            condition = builder.CreateFCmpOLE(a, b);
+            break;
+          case ElementwiseOp::Gt:
+            condition = builder.CreateFCmpOGT(a, b);
+            break;
+          default:
+            condition = builder.CreateFCmpOGE(a, b);
+            break;
+        }
+      } else {
+        llvm::Value* a = to_integer(in[0].at(e), in[0].dtype, i64());
+        llvm::Value* b = to_integer(in[1].at(e), in[1].dtype, i64());
+        switch (op) {
+          case ElementwiseOp::Eq:
+            condition = builder.CreateICmpEQ(a, b);
+            break;
+          case ElementwiseOp::Ne:
+            condition = builder.CreateICmpNE(a, b);
+            break;
+          case ElementwiseOp::Lt:
+            condition = builder.CreateICmpSLT(a, b);
+            break;
+          case ElementwiseOp::Le:
+            condition = builder.CreateICmpSLE(a, b);
+            break;
+          case ElementwiseOp::Gt:
+            condition = builder.CreateICmpSGT(a, b);
+            break;
+          default:
+            condition = builder.CreateICmpSGE(a, b);
+            break;
+        }
+      }
+      out[e] = one_or_zero(condition);
+    }
+  } else if (op == ElementwiseOp::Where) {
+    for (size_t e = 0; e < entries; ++e) {
+      llvm::Value* c = in[0].at(e);
+      llvm::Value* condition =
+          in[0].dtype.is_float()
+              ? builder.CreateFCmpUNE(to_real(c, in[0].dtype, builder.getFloatTy()),
+                                      llvm::ConstantFP::get(builder.getFloatTy(), 0))
+              : builder.CreateICmpNE(c, llvm::Constant::getNullValue(c->getType()));
+      out[e] = builder.CreateSelect(condition, convert(in[1].at(e), in[1].dtype, type),
+                                    convert(in[2].at(e), in[2].dtype, type));
+    }
+  } else if (type.is_float() && (op == ElementwiseOp::Neg || op == ElementwiseOp::Abs) &&
+             in[0].dtype == type) {
+    for (size_t e = 0; e < entries; ++e) {
+      llvm::Value* a = in[0].at(e);
+      if (a->getType()->isIntegerTy()) {
+        const uint64_t sign = uint64_t{1} << (type.bits() - 1);
+        out[e] = op == ElementwiseOp::Neg ? builder.CreateXor(a, sign)
+                                          : builder.CreateAnd(a, ~sign & 0xff);
+      } else {
+        out[e] = op == ElementwiseOp::Neg ? builder.CreateFNeg(a)
+                                          : builder.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
+      }
+    }
+  } else if (type.is_float()) {
+    const bool narrow_fma = op == ElementwiseOp::Fma && type != DataType::f32();
+    const bool use_f32 = type.bits() <= 32 && all_exact_f32 && !narrow_fma;
+    llvm::Type* compute = use_f32 ? builder.getFloatTy() : builder.getDoubleTy();
+    const bool approximate =
+        op == ElementwiseOp::Exp2 || op == ElementwiseOp::Log2 || op == ElementwiseOp::Rsqrt;
+    if (approximate && !use_f32) {
+      unsupported(fmt::format("{} in {} on the GPU (the approximations are f32)", vm::to_string(op),
+                              type.name()));
+    }
+    for (size_t e = 0; e < entries; ++e) {
+      std::vector<llvm::Value*> x;
+      for (const OperandValues& operand : in)
+        x.push_back(to_real(operand.at(e), operand.dtype, compute));
+      llvm::Value* r = nullptr;
+      switch (op) {
+        case ElementwiseOp::Neg:
+          r = builder.CreateFNeg(x[0]);
+          break;
+        case ElementwiseOp::Abs:
+          r = builder.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x[0]);
+          break;
+        case ElementwiseOp::Exp2:
+          r = builder.CreateIntrinsic(llvm::Intrinsic::nvvm_ex2_approx_f, {}, {x[0]});
+          break;
+        case ElementwiseOp::Log2:
+          r = builder.CreateIntrinsic(llvm::Intrinsic::nvvm_lg2_approx_f, {}, {x[0]});
+          break;
+        case ElementwiseOp::Rsqrt:
+          r = builder.CreateIntrinsic(llvm::Intrinsic::nvvm_rsqrt_approx_f, {}, {x[0]});
+          break;
+        case ElementwiseOp::Add:
+          r = builder.CreateFAdd(x[0], x[1]);
+          break;
+        case ElementwiseOp::Sub:
+          r = builder.CreateFSub(x[0], x[1]);
+          break;
+        case ElementwiseOp::Mul:
+          r = builder.CreateFMul(x[0], x[1]);
+          break;
+        case ElementwiseOp::Div:
+          r = builder.CreateFDiv(x[0], x[1]);
+          break;
+        case ElementwiseOp::Max:
+          r = builder.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x[0], x[1]);
+          break;
+        case ElementwiseOp::Min:
+          r = builder.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, x[0], x[1]);
+          break;
+        case ElementwiseOp::Fma:
+          r = builder.CreateIntrinsic(llvm::Intrinsic::fma, {compute}, {x[0], x[1], x[2]});
+          break;
+        default:
+          unsupported(fmt::format("elementwise {}", vm::to_string(op)));
+      }
+      out[e] = round_real(r, type);
+    }
+  } else {
+    bool wide = type.bits() > 32 || (type.bits() == 32 && !type.is_signed());
+    for (const OperandValues& operand : in) {
+      if (operand.dtype.is_float()) {
+        unsupported(fmt::format("a {} operand for an integer result of type {}",
+                                operand.dtype.name(), type.name()));
+      }
+      wide = wide || operand.dtype.bits() > 32 ||
+             (operand.dtype.bits() == 32 && !operand.dtype.is_signed());
+    }
+    if (op == ElementwiseOp::Exp2 || op == ElementwiseOp::Log2 || op == ElementwiseOp::Rsqrt) {
+      unsupported(fmt::format("{} is defined on floats only", vm::to_string(op)));
+    }
+    llvm::Type* width = wide ? i64() : i32();
+    for (size_t e = 0; e < entries; ++e) {
+      std::vector<llvm::Value*> x;
+      for (const OperandValues& operand : in)
+        x.push_back(to_integer(operand.at(e), operand.dtype, width));
+      llvm::Value* zero = llvm::ConstantInt::get(width, 0);
+      llvm::Value* r = nullptr;
+      switch (op) {
+        case ElementwiseOp::Neg:
+          r = builder.CreateSub(zero, x[0]);
+          break;
+        case ElementwiseOp::Abs:
+          r = builder.CreateSelect(builder.CreateICmpSLT(x[0], zero), builder.CreateSub(zero, x[0]),
+                                   x[0]);
+          break;
+        case ElementwiseOp::Add:
+          r = builder.CreateAdd(x[0], x[1]);
+          break;
+        case ElementwiseOp::Sub:
+          r = builder.CreateSub(x[0], x[1]);
+          break;
+        case ElementwiseOp::Mul:
+          r = builder.CreateMul(x[0], x[1]);
+          break;
+        case ElementwiseOp::Div: {
+          llvm::Value* minus_one = llvm::ConstantInt::get(width, static_cast<uint64_t>(-1), true);
+          llvm::Value* special = builder.CreateOr(builder.CreateICmpEQ(x[1], minus_one),
+                                                  builder.CreateICmpEQ(x[1], zero));
+          llvm::Value* safe = builder.CreateSelect(special, llvm::ConstantInt::get(width, 1), x[1]);
+          r = builder.CreateSelect(builder.CreateICmpEQ(x[1], minus_one),
+                                   builder.CreateSub(zero, x[0]), builder.CreateSDiv(x[0], safe));
+          break;
+        }
+        case ElementwiseOp::Max:
+          r = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, x[0], x[1]);
+          break;
+        case ElementwiseOp::Min:
+          r = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, x[0], x[1]);
+          break;
+        case ElementwiseOp::Fma:
+          r = builder.CreateAdd(builder.CreateMul(x[0], x[1]), x[2]);
+          break;
+        default:
+          unsupported(fmt::format("elementwise {}", vm::to_string(op)));
+      }
+      out[e] = wrap_integer(r, type);
+    }
+  }
+  write_entries(result, out);
+}
+
+// ---- reduce -----------------------------------------------------------------------------------
+
+namespace {
+
+// One step of a reduction in the result's type, as the interpreter rounds it.
+struct Accumulate {
+  KernelEmitter& e;
+  vm::ReduceOp op;
+  DataType source;
+  DataType type;
+
+  llvm::Value* first(llvm::Value* value) {
+    if (type.is_float()) return e.round_real(e.to_real(value, source, compute()), type);
+    return e.wrap_integer(e.to_integer(value, source, e.i64()), type);
+  }
+  llvm::Type* compute() {
+    return type.bits() <= 32 && KernelEmitter::exact_in_f32(source) ? e.builder.getFloatTy()
+                                                                    : e.builder.getDoubleTy();
+  }
+  llvm::Value* step(llvm::Value* accumulator, llvm::Value* value) {
+    llvm::IRBuilder<>& b = e.builder;
+    if (type.is_float()) {
+      llvm::Value* a = e.to_real(accumulator, type, compute());
+      llvm::Value* x = e.to_real(value, source, compute());
+      llvm::Value* r = op == vm::ReduceOp::Sum ? b.CreateFAdd(a, x)
+                       : op == vm::ReduceOp::Max
+                           ? b.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, a, x)
+                           : b.CreateBinaryIntrinsic(llvm::Intrinsic::minnum, a, x);
+      return e.round_real(r, type);
+    }
+    llvm::Value* a = e.to_integer(accumulator, type, e.i64());
+    llvm::Value* x = e.to_integer(value, source, e.i64());
+    llvm::Value* r = op == vm::ReduceOp::Sum ? b.CreateAdd(a, x)
+                     : op == vm::ReduceOp::Max
+                         ? b.CreateBinaryIntrinsic(llvm::Intrinsic::smax, a, x)
+                         : b.CreateBinaryIntrinsic(llvm::Intrinsic::smin, a, x);
+    return e.wrap_integer(r, type);
+  }
+};
+
+}  // namespace
+
+void KernelEmitter::emit(const vm::Reduce& instruction) {
+  const RegisterTensor& source = reg(instruction.source);
+  const RegisterTensor& result = reg(instruction.result);
+  const layout::Shape& from = info(instruction.source).type.shape;
+  const layout::Shape& to = info(instruction.result).type.shape;
+  const auto axis = static_cast<size_t>(instruction.axis);
+  const int64_t extent = from[axis];
+  Accumulate accumulate{*this, instruction.op, source.dtype, result.dtype};
+
+  // Within each thread: every element of a reduced line sits in the same slot for every thread.
+  std::vector<std::vector<int64_t>> permutations;
+  for (int64_t k = 0; k < extent; ++k) {
+    std::vector<int64_t> table(static_cast<size_t>(layout::shape_size(to)));
+    for (int64_t x = 0; x < layout::shape_size(to); ++x) {
+      int64_t rest = x;
+      std::vector<int64_t> index(to.size());
+      for (size_t d = to.size(); d-- > 0;) {
+        index[d] = rest % to[d];
+        rest /= to[d];
+      }
+      index[axis] = k;
+      int64_t flat = 0;
+      for (size_t d = 0; d < from.size(); ++d)
+        flat = flat * from[d] + index[d];
+      table[static_cast<size_t>(x)] = flat;
+    }
+    permutations.push_back(slot_permutation(*source.map, *result.map, table));
+    if (permutations.back().empty()) break;
+  }
+  const bool in_thread = !permutations.empty() && !permutations.back().empty() &&
+                         static_cast<int64_t>(permutations.size()) == extent;
+  std::vector<llvm::Value*> out(result.map->entries.size(), nullptr);
+  if (in_thread) {
+    for (size_t e = 0; e < out.size(); ++e) {
+      if (permutations[0][e] < 0) {
+        out[e] = llvm::Constant::getNullValue(value_type(result.dtype));
+        continue;
+      }
+      llvm::Value* accumulator = accumulate.first(read_slot(source, permutations[0][e]));
+      for (int64_t k = 1; k < extent; ++k) {
+        accumulator = accumulate.step(accumulator,
+                                      read_slot(source, permutations[static_cast<size_t>(k)][e]));
+      }
+      out[e] = accumulator;
+    }
+    write_entries(result, out);
+    return;
+  }
+  note(fmt::format("reduce '{}': across threads through shared memory",
+                   info(instruction.source).name));
+  llvm::Type* element_type = value_type(source.dtype);
+  const int64_t element_bytes = element_type->getPrimitiveSizeInBits().getFixedValue() / 8;
+  const int64_t base = reserve_scratch(layout::shape_size(from) * element_bytes);
+  barrier();
+  guarded(source.thread->primary, [&] {
+    for (const SlotEntry& entry : source.map->entries) {
+      if (!entry.primary) continue;
+      llvm::Value* flat = builder.CreateAdd(source.thread->flat_part, const_i32(entry.flat));
+      builder.CreateStore(read_slot(source, entry.slot),
+                          shared_pointer(builder.CreateAdd(
+                              const_i32(base), builder.CreateMul(flat, const_i32(element_bytes)))));
+    }
+  });
+  barrier();
+  int64_t axis_stride = 1;
+  for (size_t d = axis + 1; d < from.size(); ++d)
+    axis_stride *= from[d];
+  auto address = [&](llvm::Value* line_start, llvm::Value* k) {
+    llvm::Value* flat = builder.CreateAdd(line_start, builder.CreateMul(k, const_i32(axis_stride)));
+    return shared_pointer(
+        builder.CreateAdd(const_i32(base), builder.CreateMul(flat, const_i32(element_bytes))));
+  };
+  // The flat source index of each result entry's line at k = 0.
+  std::vector<llvm::Value*> line_starts;
+  for (const SlotEntry& entry : result.map->entries) {
+    llvm::Value* flat = const_i32(0);
+    for (size_t d = 0; d < from.size(); ++d) {
+      llvm::Value* index =
+          d == axis ? const_i32(0)
+                    : builder.CreateAdd(result.thread->index_part[d], const_i32(entry.index[d]));
+      flat = builder.CreateAdd(builder.CreateMul(flat, const_i32(from[d])), index);
+    }
+    line_starts.push_back(builder.CreateSelect(result.thread->valid, flat, const_i32(0)));
+  }
+  std::vector<llvm::AllocaInst*> accumulators;
+  for (size_t e = 0; e < out.size(); ++e) {
+    accumulators.push_back(prologue.CreateAlloca(value_type(result.dtype)));
+    builder.CreateStore(
+        accumulate.first(builder.CreateLoad(element_type, address(line_starts[e], const_i32(0)))),
+        accumulators[e]);
+  }
+  // for k in [1, extent): one loop for every entry of the thread.
+  if (extent > 1) {
+    llvm::BasicBlock* before = builder.GetInsertBlock();
+    llvm::BasicBlock* loop = new_block("reduce_loop");
+    llvm::BasicBlock* exit = new_block("reduce_exit");
+    builder.CreateBr(loop);
+    builder.SetInsertPoint(loop);
+    llvm::PHINode* k = builder.CreatePHI(i32(), 2);
+    k->addIncoming(const_i32(1), before);
+    for (size_t e = 0; e < out.size(); ++e) {
+      llvm::Value* value = builder.CreateLoad(element_type, address(line_starts[e], k));
+      llvm::Value* accumulator = builder.CreateLoad(value_type(result.dtype), accumulators[e]);
+      builder.CreateStore(accumulate.step(accumulator, value), accumulators[e]);
+    }
+    llvm::Value* next = builder.CreateAdd(k, const_i32(1));
+    k->addIncoming(next, builder.GetInsertBlock());
+    builder.CreateCondBr(builder.CreateICmpSLT(next, const_i32(extent)), loop, exit);
+    builder.SetInsertPoint(exit);
+  }
+  for (size_t e = 0; e < out.size(); ++e)
+    out[e] = builder.CreateLoad(value_type(result.dtype), accumulators[e]);
+  write_entries(result, out);
+}
+
+// ---- dot ----------------------------------------------------------------------------------------
+
+void KernelEmitter::emit(const vm::Dot& instruction) {
+  const RegisterTensor& c = reg(instruction.accumulator);
+  const RegisterTensor& a = reg(instruction.a);
+  const RegisterTensor& b = reg(instruction.b);
+  const layout::Shape& a_shape = info(instruction.a).type.shape;
+  const layout::Shape& b_shape = info(instruction.b).type.shape;
+  const int64_t m_extent = a_shape[0];
+  const int64_t k_extent = a_shape[1];
+  const int64_t n_extent = b_shape[1];
+  const DataType ct = c.dtype;
+  if (a.packed || b.packed) unsupported("dot of sub-byte operands (cast them first)");
+  if (ct.is_float() != a.dtype.is_float() || ct.is_float() != b.dtype.is_float()) {
+    unsupported(fmt::format("{} · {} into {}", a.dtype.name(), b.dtype.name(), ct.name()));
+  }
+  note(fmt::format("dot {}x{}x{}: SIMT through shared memory", m_extent, n_extent, k_extent));
+  llvm::Type* a_type = value_type(a.dtype);
+  llvm::Type* b_type = value_type(b.dtype);
+  const int64_t a_bytes = a_type->getPrimitiveSizeInBits().getFixedValue() / 8;
+  const int64_t b_bytes = b_type->getPrimitiveSizeInBits().getFixedValue() / 8;
+  const int64_t a_size = (m_extent * k_extent * a_bytes + 15) / 16 * 16;
+  const int64_t base = reserve_scratch(a_size + k_extent * n_extent * b_bytes);
+  const int64_t b_base = base + a_size;
+  barrier();
+  auto stage = [&](const RegisterTensor& operand, int64_t at, int64_t bytes) {
+    guarded(operand.thread->primary, [&] {
+      for (const SlotEntry& entry : operand.map->entries) {
+        if (!entry.primary) continue;
+        llvm::Value* flat = builder.CreateAdd(operand.thread->flat_part, const_i32(entry.flat));
+        builder.CreateStore(read_slot(operand, entry.slot),
+                            shared_pointer(builder.CreateAdd(
+                                const_i32(at), builder.CreateMul(flat, const_i32(bytes)))));
+      }
+    });
+  };
+  stage(a, base, a_bytes);
+  stage(b, b_base, b_bytes);
+  barrier();
+
+  const bool f32_path = ct == DataType::f32() && exact_in_f32(a.dtype) && exact_in_f32(b.dtype);
+  llvm::Type* c_type = value_type(ct);
+  std::vector<llvm::Value*> rows;
+  std::vector<llvm::Value*> columns;
+  std::vector<llvm::AllocaInst*> accumulators;
+  for (const SlotEntry& entry : c.map->entries) {
+    rows.push_back(builder.CreateSelect(
+        c.thread->valid, builder.CreateAdd(c.thread->index_part[0], const_i32(entry.index[0])),
+        const_i32(0)));
+    columns.push_back(builder.CreateSelect(
+        c.thread->valid, builder.CreateAdd(c.thread->index_part[1], const_i32(entry.index[1])),
+        const_i32(0)));
+    llvm::AllocaInst* accumulator = prologue.CreateAlloca(c_type);
+    builder.CreateStore(read_slot(c, entry.slot), accumulator);
+    accumulators.push_back(accumulator);
+  }
+  llvm::BasicBlock* before = builder.GetInsertBlock();
+  llvm::BasicBlock* loop = new_block("dot_k");
+  llvm::BasicBlock* exit = new_block("dot_exit");
+  builder.CreateBr(loop);
+  builder.SetInsertPoint(loop);
+  llvm::PHINode* k = builder.CreatePHI(i32(), 2);
+  k->addIncoming(const_i32(0), before);
+  for (size_t e = 0; e < accumulators.size(); ++e) {
+    llvm::Value* a_offset = builder.CreateAdd(
+        const_i32(base),
+        builder.CreateMul(builder.CreateAdd(builder.CreateMul(rows[e], const_i32(k_extent)), k),
+                          const_i32(a_bytes)));
+    llvm::Value* b_offset = builder.CreateAdd(
+        const_i32(b_base),
+        builder.CreateMul(builder.CreateAdd(builder.CreateMul(k, const_i32(n_extent)), columns[e]),
+                          const_i32(b_bytes)));
+    llvm::Value* x = builder.CreateLoad(a_type, shared_pointer(a_offset));
+    llvm::Value* y = builder.CreateLoad(b_type, shared_pointer(b_offset));
+    llvm::Value* sum = builder.CreateLoad(c_type, accumulators[e]);
+    llvm::Value* next = nullptr;
+    if (f32_path) {
+      next = builder.CreateIntrinsic(llvm::Intrinsic::fma, {builder.getFloatTy()},
+                                     {to_real(x, a.dtype, builder.getFloatTy()),
+                                      to_real(y, b.dtype, builder.getFloatTy()), sum});
+    } else if (ct.is_float()) {
+      llvm::Type* d = builder.getDoubleTy();
+      next = round_real(builder.CreateIntrinsic(
+                            llvm::Intrinsic::fma, {d},
+                            {to_real(x, a.dtype, d), to_real(y, b.dtype, d), to_real(sum, ct, d)}),
+                        ct);
+    } else {
+      llvm::Value* product =
+          builder.CreateMul(to_integer(x, a.dtype, i64()), to_integer(y, b.dtype, i64()));
+      next = wrap_integer(builder.CreateAdd(to_integer(sum, ct, i64()), product), ct);
+    }
+    builder.CreateStore(next, accumulators[e]);
+  }
+  llvm::Value* k_next = builder.CreateAdd(k, const_i32(1));
+  k->addIncoming(k_next, builder.GetInsertBlock());
+  builder.CreateCondBr(builder.CreateICmpSLT(k_next, const_i32(k_extent)), loop, exit);
+  builder.SetInsertPoint(exit);
+  for (size_t e = 0; e < accumulators.size(); ++e) {
+    write_slot(c, c.map->entries[e].slot, builder.CreateLoad(c_type, accumulators[e]));
+  }
+}
+
+// ---- shuffle ------------------------------------------------------------------------------------
+
+void KernelEmitter::emit(const vm::Shuffle& instruction) {
+  const RegisterTensor& source = reg(instruction.source);
+  const RegisterTensor& result = reg(instruction.result);
+  if (source.map->slots * source.dtype.bits() != result.map->slots * result.dtype.bits()) {
+    unsupported("shuffle: the layouts give threads different numbers of bits");
+  }
+  llvm::Value* lane = scalar_i32(instruction.lane);
+  llvm::Value* own = builder.CreateAnd(thread_index, const_i32(31));
+  llvm::Value* from = lane;
+  switch (instruction.mode) {
+    case vm::ShuffleMode::Xor:
+      from = builder.CreateXor(own, lane);
+      break;
+    case vm::ShuffleMode::Up:
+      from = builder.CreateSub(own, lane);
+      break;
+    case vm::ShuffleMode::Down:
+      from = builder.CreateAdd(own, lane);
+      break;
+    case vm::ShuffleMode::Index:
+      from = lane;
+      break;
+  }
+  llvm::Value* inside = builder.CreateICmpULT(from, const_i32(32));
+  llvm::Value* source_lane = builder.CreateAnd(from, const_i32(31));
+  std::vector<llvm::Value*> words = thread_words(source);
+  for (llvm::Value*& word : words) {
+    llvm::Value* moved = builder.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_idx_i32, {},
+                                                 {const_i32(-1), word, source_lane, const_i32(31)});
+    word = builder.CreateSelect(inside, moved, word);
+  }
+  write_thread_words(result, words);
+}
+
+void KernelEmitter::emit(const vm::Print&) {
+  unsupported("print runs on the interpreter only (no GPU printf yet)");
+}
+
+}  // namespace nibble::codegen

@@ -1,0 +1,777 @@
+// The memory instructions: global views, allocation, loads and stores between global memory,
+// shared memory and registers, asynchronous copies with their groups, barriers and atomics.
+//
+// Vectorization. A thread's slots are grouped into runs: consecutive slots holding elements
+// consecutive along the last dimension. A run of k elements moves as one access of k * bits
+// (up to 128) when the memory side is contiguous and aligned: for shared tiles this is proven at
+// compile time from the tile layout and the divisibility facts of the offsets; for global memory
+// it is proven when the facts allow (pointer alignment, parameter divisors, vm::known_divisor) and
+// otherwise checked at run time, with an element-wise path for misaligned and partial runs (the
+// bounds mask). Sub-byte data moves as whole 32-bit words.
+#include <fmt/format.h>
+#include <llvm/IR/IntrinsicsNVPTX.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "codegen/emit/kernel_emitter.h"
+#include "dtypes/codec.h"
+#include "vm/default_layout.h"
+
+namespace nibble::codegen {
+namespace {
+
+using Run = std::vector<const SlotEntry*>;
+
+// Runs of entries (sorted by slot) whose elements are consecutive along the last dimension, split
+// into power-of-two pieces of at most max_bits; sub-byte pieces are whole, word-aligned words.
+std::vector<Run> runs_of(const RegisterMap& map, int bits, int64_t max_bits, bool require_primary) {
+  std::vector<const SlotEntry*> entries;
+  for (const SlotEntry& entry : map.entries)
+    entries.push_back(&entry);
+  std::sort(entries.begin(), entries.end(),
+            [](const SlotEntry* a, const SlotEntry* b) { return a->slot < b->slot; });
+  const size_t rank = map.shape.size();
+  std::vector<Run> maximal;
+  for (const SlotEntry* entry : entries) {
+    bool extends = false;
+    if (!maximal.empty() && rank > 0) {
+      const SlotEntry* last = maximal.back().back();
+      extends = entry->slot == last->slot + 1 && entry->primary == last->primary;
+      for (size_t d = 0; extends && d < rank; ++d) {
+        extends = entry->index[d] == last->index[d] + (d + 1 == rank ? 1 : 0);
+      }
+    }
+    if (extends) {
+      maximal.back().push_back(entry);
+    } else {
+      maximal.push_back({entry});
+    }
+  }
+  const int64_t max_elements = std::max<int64_t>(1, max_bits / bits);
+  std::vector<Run> pieces;
+  for (const Run& run : maximal) {
+    size_t at = 0;
+    while (at < run.size()) {
+      int64_t k = 1;
+      const int64_t left = static_cast<int64_t>(run.size() - at);
+      while (k * 2 <= std::min(left, max_elements))
+        k *= 2;
+      if (bits < 8) {
+        // Whole words only, starting on a word boundary of the thread's bit stream.
+        while (k > 1 && ((run[at]->slot * bits) % 32 != 0 || (k * bits) % 32 != 0))
+          k /= 2;
+        if ((k * bits) % 32 != 0) k = 1;
+      }
+      if (require_primary && !run[at]->primary) k = 1;
+      pieces.emplace_back(run.begin() + static_cast<ptrdiff_t>(at),
+                          run.begin() + static_cast<ptrdiff_t>(at + static_cast<size_t>(k)));
+      at += static_cast<size_t>(k);
+    }
+  }
+  return pieces;
+}
+
+int64_t gcd_all(std::initializer_list<int64_t> values) {
+  int64_t g = 0;
+  for (int64_t v : values)
+    g = std::gcd(g, v);
+  return g == 0 ? int64_t{1} << 20 : g;
+}
+
+// The IR type of an access of `bits` bits: iN up to 32, <n x i32> above.
+llvm::Type* access_type(llvm::LLVMContext& context, int64_t bits) {
+  if (bits <= 32) return llvm::IntegerType::get(context, static_cast<unsigned>(bits));
+  return llvm::FixedVectorType::get(llvm::Type::getInt32Ty(context),
+                                    static_cast<unsigned>(bits / 32));
+}
+
+}  // namespace
+
+// ---- helpers shared by the memory emitters ------------------------------------------------------
+
+namespace {
+
+struct GlobalAccess {
+  KernelEmitter& e;
+  const GlobalViewValues& view;
+  std::vector<llvm::Value*> offsets;  // i64
+  std::vector<int64_t> offset_divisors;
+  const RegisterMap& map;
+  const ThreadValues& thread;
+  int bits;
+
+  // Element offset (i64) of the element at entry's index + delta along the last dimension.
+  llvm::Value* element_offset(const SlotEntry& entry) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* sum = e.const_i64(0);
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      llvm::Value* index = b.CreateAdd(
+          offsets[d],
+          b.CreateSExt(b.CreateAdd(thread.index_part[d], e.const_i32(entry.index[d])), e.i64()));
+      sum = b.CreateAdd(sum, b.CreateMul(index, view.strides[d]));
+    }
+    return sum;
+  }
+  llvm::Value* index_i64(const SlotEntry& entry, size_t d) {
+    return e.builder.CreateAdd(
+        offsets[d],
+        e.builder.CreateSExt(e.builder.CreateAdd(thread.index_part[d], e.const_i32(entry.index[d])),
+                             e.i64()));
+  }
+  // Whether the element at entry lies inside the view.
+  llvm::Value* inside(const SlotEntry& entry) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* result = b.getTrue();
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      llvm::Value* index = index_i64(entry, d);
+      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                                               b.CreateICmpSLT(index, view.shape[d])));
+    }
+    return result;
+  }
+  // Every element of the run inside the view (the run is consecutive along the last dimension).
+  llvm::Value* run_inside(const Run& run) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* result = b.getTrue();
+    const size_t last = offsets.size() - 1;
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      llvm::Value* first = index_i64(*run.front(), d);
+      llvm::Value* end = d == last ? index_i64(*run.back(), d) : first;
+      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(first, e.const_i64(0)),
+                                               b.CreateICmpSLT(end, view.shape[d])));
+    }
+    return result;
+  }
+  // The address of the run's first element is provably a multiple of access_bits, or nullptr
+  // and `check` set to the run-time test.
+  bool provably_aligned(const Run& run, int64_t access_bits, int64_t pointer_alignment_bytes) {
+    if (pointer_alignment_bytes <= 0 || (pointer_alignment_bytes * 8) % access_bits != 0)
+      return false;
+    int64_t divisor = 0;
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      const int64_t index_divisor =
+          gcd_all({offset_divisors[d], map.thread_part_divisor(static_cast<int>(d)),
+                   run.front()->index[d] == 0 ? int64_t{1} << 20 : run.front()->index[d]});
+      const int64_t stride_divisor = e.divisor_of(view.stride_exprs[d]);
+      divisor = std::gcd(divisor, index_divisor * stride_divisor);
+    }
+    if (divisor == 0) divisor = int64_t{1} << 20;
+    return (divisor * bits) % access_bits == 0;
+  }
+  llvm::Value* pointer(llvm::Value* element_offset) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* base = e.param_values[static_cast<size_t>(view.param)];
+    llvm::Value* byte = bits >= 8 ? b.CreateMul(element_offset, e.const_i64(bits / 8))
+                                  : b.CreateLShr(b.CreateMul(element_offset, e.const_i64(bits)), 3);
+    return b.CreateInBoundsGEP(e.i8(), base, {byte});
+  }
+};
+
+}  // namespace
+
+// ---- views and allocation ---------------------------------------------------------------------
+
+void KernelEmitter::emit(const vm::GlobalView& instruction) {
+  const vm::TensorInfo& tensor = info(instruction.result);
+  GlobalViewValues view;
+  view.param = instruction.param;
+  view.dtype = tensor.type.dtype;
+  view.shape_exprs = tensor.type.global_shape;
+  view.stride_exprs = tensor.type.global_strides;
+  for (const Expr& extent : view.shape_exprs)
+    view.shape.push_back(scalar_i64(extent));
+  for (const Expr& stride : view.stride_exprs)
+    view.strides.push_back(scalar_i64(stride));
+  views[instruction.result.index] = std::move(view);
+}
+
+void KernelEmitter::emit(const vm::AllocShared&) {}
+
+void KernelEmitter::emit(const vm::AllocRegister& instruction) {
+  const RegisterTensor& tensor = reg(instruction.result);
+  if (!instruction.fill) return;
+  uint64_t code = 0;
+  try {
+    code = dtypes::encode(tensor.dtype, *instruction.fill);
+  } catch (const std::exception& error) {
+    unsupported(fmt::format("fill value: {}", error.what()));
+  }
+  if (tensor.packed) {
+    uint32_t word = 0;
+    for (int bit = 0; bit + tensor.dtype.bits() <= 32; bit += tensor.dtype.bits())
+      word |= static_cast<uint32_t>(code) << bit;
+    if (32 % tensor.dtype.bits() != 0) {
+      for (const SlotEntry& entry : tensor.map->entries)
+        write_slot(tensor, entry.slot, builder.getInt8(static_cast<uint8_t>(code)));
+      return;
+    }
+    for (int64_t w = 0; w < tensor.words; ++w)
+      write_word(tensor, w, builder.getInt32(word));
+    return;
+  }
+  llvm::Value* value = constant_value(tensor.dtype, code);
+  for (const SlotEntry& entry : tensor.map->entries)
+    write_slot(tensor, entry.slot, value);
+}
+
+// ---- global memory ------------------------------------------------------------------------------
+
+void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
+  const RegisterTensor& result = reg(instruction.result);
+  const GlobalViewValues& view = views.at(instruction.source.index);
+  const vm::Parameter& param = program.params[static_cast<size_t>(view.param)];
+  GlobalAccess access{*this, view, {}, {}, *result.map, *result.thread, result.dtype.bits()};
+  for (const Expr& offset : instruction.offsets) {
+    access.offsets.push_back(scalar_i64(offset));
+    access.offset_divisors.push_back(divisor_of(offset));
+  }
+  const int bits = result.dtype.bits();
+  uint64_t other_code = 0;
+  try {
+    other_code = dtypes::encode(result.dtype, instruction.other);
+  } catch (const std::exception& error) {
+    unsupported(fmt::format("other: {}", error.what()));
+  }
+  llvm::Value* other = result.packed ? nullptr : constant_value(result.dtype, other_code);
+  const bool unit_stride = view.stride_exprs.back().as_int() == 1;
+  int vector_runs = 0;
+  int widest = 0;
+
+  auto element_wise = [&](const Run& run) {
+    for (const SlotEntry* entry : run) {
+      if (result.packed) {
+        if (bits != 1 && bits != 2 && bits != 4)
+          unsupported(fmt::format("element-wise loads of {}", result.dtype.name()));
+        write_slot(result, entry->slot, builder.getInt8(static_cast<uint8_t>(other_code)));
+      } else {
+        write_slot(result, entry->slot, other);
+      }
+      guarded(access.inside(*entry), [&] {
+        llvm::Value* offset = access.element_offset(*entry);
+        llvm::Value* pointer = access.pointer(offset);
+        if (result.packed) {
+          llvm::Value* byte = builder.CreateLoad(i8(), pointer);
+          llvm::Value* shift = builder.CreateTrunc(
+              builder.CreateAnd(builder.CreateMul(offset, const_i64(bits)), 7), i8());
+          write_slot(result, entry->slot, builder.CreateLShr(byte, shift));
+        } else {
+          auto* load = builder.CreateLoad(value_type(result.dtype), pointer);
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          write_slot(result, entry->slot, load);
+        }
+      });
+    }
+  };
+
+  for (const Run& run : runs_of(*result.map, bits, 128, false)) {
+    const auto k = static_cast<int64_t>(run.size());
+    const int64_t access_bits = k * bits;
+    const bool vectorizable = unit_stride && (result.packed ? access_bits % 32 == 0 : k > 1);
+    if (!vectorizable) {
+      element_wise(run);
+      continue;
+    }
+    ++vector_runs;
+    widest = std::max(widest, static_cast<int>(access_bits));
+    const bool aligned = access.provably_aligned(run, access_bits, param.alignment_bytes);
+    llvm::Value* start = access.element_offset(*run.front());
+    llvm::Value* fast = access.run_inside(run);
+    if (!aligned) {
+      llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
+      llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
+      llvm::Value* misaligned =
+          builder.CreateOr(builder.CreateAnd(address, const_i64(access_bits / 8 - 1)),
+                           builder.CreateAnd(bit_offset, const_i64(7)));
+      fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
+    }
+    llvm::BasicBlock* vector_block = new_block("load_vector");
+    llvm::BasicBlock* scalar_block = new_block("load_elements");
+    llvm::BasicBlock* join = new_block("load_join");
+    builder.CreateCondBr(fast, vector_block, scalar_block);
+    builder.SetInsertPoint(vector_block);
+    llvm::Type* type = access_type(context, access_bits);
+    auto* load = builder.CreateLoad(type, access.pointer(start));
+    load->setAlignment(llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
+    if (result.packed) {
+      const int64_t first_word = run.front()->slot * bits / 32;
+      for (int64_t w = 0; w < access_bits / 32; ++w) {
+        llvm::Value* word = access_bits == 32
+                                ? static_cast<llvm::Value*>(load)
+                                : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
+        write_word(result, first_word + w, word);
+      }
+    } else {
+      llvm::Value* elements = builder.CreateBitCast(
+          load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
+      for (int64_t i = 0; i < k; ++i) {
+        write_slot(result, run[static_cast<size_t>(i)]->slot,
+                   builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
+      }
+    }
+    builder.CreateBr(join);
+    builder.SetInsertPoint(scalar_block);
+    element_wise(run);
+    builder.CreateBr(join);
+    builder.SetInsertPoint(join);
+  }
+  if (vector_runs > 0) {
+    note(fmt::format("load_global '{}': {} vector accesses of up to {} bits per thread",
+                     info(instruction.result).name, vector_runs, widest));
+  }
+}
+
+void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
+  const RegisterTensor& value = reg(instruction.value);
+  const GlobalViewValues& view = views.at(instruction.destination.index);
+  const vm::Parameter& param = program.params[static_cast<size_t>(view.param)];
+  GlobalAccess access{*this, view, {}, {}, *value.map, *value.thread, value.dtype.bits()};
+  for (const Expr& offset : instruction.offsets) {
+    access.offsets.push_back(scalar_i64(offset));
+    access.offset_divisors.push_back(divisor_of(offset));
+  }
+  const int bits = value.dtype.bits();
+  const bool unit_stride = view.stride_exprs.back().as_int() == 1;
+  int vector_runs = 0;
+  int widest = 0;
+  // Sub-byte elements share bytes with their neighbours (of other threads and blocks): each is
+  // written into its aligned 32-bit word with two atomics that touch only its own bits.
+  auto element_wise = [&](const Run& run) {
+    for (const SlotEntry* entry : run) {
+      if (!entry->primary) continue;
+      if (value.packed && bits != 1 && bits != 2 && bits != 4) {
+        unsupported(fmt::format("element-wise (masked or unaligned) stores of {} to global memory",
+                                value.dtype.name()));
+      }
+      llvm::Value* element = read_slot(value, entry->slot);
+      guarded(access.inside(*entry), [&] {
+        llvm::Value* offset = access.element_offset(*entry);
+        if (!value.packed) {
+          auto* store = builder.CreateStore(element, access.pointer(offset));
+          store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          return;
+        }
+        llvm::Value* bit = builder.CreateMul(offset, const_i64(bits));
+        llvm::Value* word_byte = builder.CreateShl(builder.CreateLShr(bit, 5), 2);
+        llvm::Value* base = param_values[static_cast<size_t>(view.param)];
+        llvm::Value* word = builder.CreateInBoundsGEP(i8(), base, {word_byte});
+        llvm::Value* shift = builder.CreateTrunc(builder.CreateAnd(bit, 31), i32());
+        llvm::Value* mask = builder.CreateShl(const_i32((1 << bits) - 1), shift);
+        llvm::Value* code = builder.CreateShl(builder.CreateZExt(element, i32()), shift);
+        builder.CreateAtomicRMW(llvm::AtomicRMWInst::And, word, builder.CreateNot(mask),
+                                llvm::MaybeAlign(4), llvm::AtomicOrdering::Monotonic);
+        builder.CreateAtomicRMW(llvm::AtomicRMWInst::Or, word, code, llvm::MaybeAlign(4),
+                                llvm::AtomicOrdering::Monotonic);
+      });
+    }
+  };
+  guarded(value.thread->primary, [&] {
+    for (const Run& run : runs_of(*value.map, bits, 128, true)) {
+      const auto k = static_cast<int64_t>(run.size());
+      const int64_t access_bits = k * bits;
+      const bool vectorizable =
+          unit_stride && run.front()->primary && (value.packed ? access_bits % 32 == 0 : k > 1);
+      if (!vectorizable) {
+        element_wise(run);
+        continue;
+      }
+      ++vector_runs;
+      widest = std::max(widest, static_cast<int>(access_bits));
+      const bool aligned = access.provably_aligned(run, access_bits, param.alignment_bytes);
+      llvm::Value* start = access.element_offset(*run.front());
+      llvm::Value* fast = access.run_inside(run);
+      if (!aligned) {
+        llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
+        llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
+        llvm::Value* misaligned =
+            builder.CreateOr(builder.CreateAnd(address, const_i64(access_bits / 8 - 1)),
+                             builder.CreateAnd(bit_offset, const_i64(7)));
+        fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
+      }
+      llvm::Type* type = access_type(context, access_bits);
+      llvm::Value* data = nullptr;
+      if (value.packed) {
+        const int64_t first_word = run.front()->slot * bits / 32;
+        if (access_bits == 32) {
+          data = read_word(value, first_word);
+        } else {
+          data = llvm::PoisonValue::get(type);
+          for (int64_t w = 0; w < access_bits / 32; ++w)
+            data = builder.CreateInsertElement(data, read_word(value, first_word + w),
+                                               static_cast<uint64_t>(w));
+        }
+      } else {
+        llvm::Type* vector =
+            llvm::FixedVectorType::get(value_type(value.dtype), static_cast<unsigned>(k));
+        data = llvm::PoisonValue::get(vector);
+        for (int64_t i = 0; i < k; ++i) {
+          data = builder.CreateInsertElement(
+              data, read_slot(value, run[static_cast<size_t>(i)]->slot), static_cast<uint64_t>(i));
+        }
+        data = builder.CreateBitCast(data, type);
+      }
+      llvm::BasicBlock* vector_block = new_block("store_vector");
+      llvm::BasicBlock* scalar_block = new_block("store_elements");
+      llvm::BasicBlock* join = new_block("store_join");
+      builder.CreateCondBr(fast, vector_block, scalar_block);
+      builder.SetInsertPoint(vector_block);
+      auto* store = builder.CreateStore(data, access.pointer(start));
+      store->setAlignment(
+          llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
+      builder.CreateBr(join);
+      builder.SetInsertPoint(scalar_block);
+      element_wise(run);
+      builder.CreateBr(join);
+      builder.SetInsertPoint(join);
+    }
+  });
+  if (vector_runs > 0) {
+    note(fmt::format("store_global '{}': {} vector accesses of up to {} bits per thread",
+                     info(instruction.value).name, vector_runs, widest));
+  }
+}
+
+void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
+  const RegisterTensor& value = reg(instruction.value);
+  const GlobalViewValues& view = views.at(instruction.destination.index);
+  const DataType type = value.dtype;
+  const bool supported = type == DataType::f32() || type == DataType::f64() ||
+                         type == DataType::f16() ||
+                         (type.is_integer() && (type.bits() == 32 || type.bits() == 64));
+  if (!supported) unsupported(fmt::format("atomic_add of {}", type.name()));
+  GlobalAccess access{*this, view, {}, {}, *value.map, *value.thread, type.bits()};
+  for (const Expr& offset : instruction.offsets) {
+    access.offsets.push_back(scalar_i64(offset));
+    access.offset_divisors.push_back(divisor_of(offset));
+  }
+  guarded(value.thread->primary, [&] {
+    for (const SlotEntry& entry : value.map->entries) {
+      if (!entry.primary) continue;
+      llvm::Value* element = read_slot(value, entry.slot);
+      guarded(access.inside(entry), [&] {
+        llvm::Value* pointer = access.pointer(access.element_offset(entry));
+        builder.CreateAtomicRMW(
+            type.is_float() ? llvm::AtomicRMWInst::FAdd : llvm::AtomicRMWInst::Add, pointer,
+            element, llvm::MaybeAlign(type.bits() / 8), llvm::AtomicOrdering::Monotonic);
+      });
+    }
+  });
+}
+
+// ---- shared memory ------------------------------------------------------------------------------
+
+namespace {
+
+// Whether k elements starting at a run's first element are contiguous and k-aligned in the tile.
+bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_divisor) {
+  if (k == 1) return true;
+  const size_t rank = tile.groups.size();
+  if (tile.layout.offset().get(layout::Axis::smem()) % k != 0) return false;
+  for (size_t d = 0; d < rank; ++d) {
+    const std::vector<layout::Iter>& iters = tile.groups[d];
+    for (size_t i = 0; i < iters.size(); ++i) {
+      const layout::Iter& iter = iters[i];
+      if (iter.extent == 1) continue;
+      const bool innermost_of_last = d + 1 == rank && i + 1 == iters.size();
+      if (innermost_of_last) {
+        if (iter.stride != 1 || iter.extent % k != 0) return false;
+      } else if (iter.stride % k != 0) {
+        return false;
+      }
+    }
+  }
+  if (tile.groups.empty() || tile.groups.back().empty()) return false;
+  return last_index_divisor % k == 0;
+}
+
+}  // namespace
+
+void KernelEmitter::emit(const vm::LoadShared& instruction) {
+  const RegisterTensor& result = reg(instruction.result);
+  const SharedTile& source = tile(instruction.source);
+  const int bits = result.dtype.bits();
+  std::vector<llvm::Value*> offsets;
+  std::vector<int64_t> divisors;
+  for (const Expr& offset : instruction.offsets) {
+    offsets.push_back(scalar_i32(offset));
+    divisors.push_back(divisor_of(offset));
+  }
+  const size_t rank = offsets.size();
+  const int64_t unit_bits = source.swizzle.is_identity() ? 128 : source.swizzle.unit_bytes() * 8;
+  auto index_of = [&](const SlotEntry& entry) {
+    std::vector<llvm::Value*> index;
+    for (size_t d = 0; d < rank; ++d) {
+      index.push_back(builder.CreateAdd(
+          offsets[d], builder.CreateAdd(result.thread->index_part[d], const_i32(entry.index[d]))));
+    }
+    return index;
+  };
+  int vector_runs = 0;
+  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false)) {
+    auto k = static_cast<int64_t>(run.size());
+    const int64_t last_divisor =
+        gcd_all({divisors.back(), result.map->thread_part_divisor(static_cast<int>(rank - 1)),
+                 run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
+    const bool contiguous = tile_run_contiguous(source, k, last_divisor);
+    if (k > 1 && contiguous && (!result.packed || (k * bits) % 32 == 0)) {
+      ++vector_runs;
+      const int64_t access_bits = k * bits;
+      auto [byte, within] = tile_address(source, index_of(*run.front()));
+      (void)within;
+      auto* load = builder.CreateLoad(access_type(context, access_bits), shared_pointer(byte));
+      load->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
+      if (result.packed) {
+        const int64_t first_word = run.front()->slot * bits / 32;
+        for (int64_t w = 0; w < access_bits / 32; ++w) {
+          llvm::Value* word = access_bits == 32
+                                  ? static_cast<llvm::Value*>(load)
+                                  : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
+          write_word(result, first_word + w, word);
+        }
+      } else {
+        llvm::Value* elements = builder.CreateBitCast(
+            load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
+        for (int64_t i = 0; i < k; ++i) {
+          write_slot(result, run[static_cast<size_t>(i)]->slot,
+                     builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
+        }
+      }
+      continue;
+    }
+    for (const SlotEntry* entry : run) {
+      auto [byte, within] = tile_address(source, index_of(*entry));
+      if (result.packed) {
+        if (bits != 1 && bits != 2 && bits != 4)
+          unsupported(fmt::format("element-wise shared loads of {}", result.dtype.name()));
+        llvm::Value* data = builder.CreateLoad(i8(), shared_pointer(byte));
+        write_slot(result, entry->slot,
+                   builder.CreateLShr(data, builder.CreateTrunc(within, i8())));
+      } else {
+        auto* load = builder.CreateLoad(value_type(result.dtype), shared_pointer(byte));
+        load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+        write_slot(result, entry->slot, load);
+      }
+    }
+  }
+  if (vector_runs > 0) {
+    note(fmt::format("load_shared '{}': {} vector accesses per thread",
+                     info(instruction.result).name, vector_runs));
+  }
+}
+
+void KernelEmitter::emit(const vm::StoreShared& instruction) {
+  const RegisterTensor& value = reg(instruction.value);
+  const SharedTile& destination = tile(instruction.destination);
+  const int bits = value.dtype.bits();
+  std::vector<llvm::Value*> offsets;
+  std::vector<int64_t> divisors;
+  for (const Expr& offset : instruction.offsets) {
+    offsets.push_back(scalar_i32(offset));
+    divisors.push_back(divisor_of(offset));
+  }
+  const size_t rank = offsets.size();
+  const int64_t unit_bits =
+      destination.swizzle.is_identity() ? 128 : destination.swizzle.unit_bytes() * 8;
+  auto index_of = [&](const SlotEntry& entry) {
+    std::vector<llvm::Value*> index;
+    for (size_t d = 0; d < rank; ++d) {
+      index.push_back(builder.CreateAdd(
+          offsets[d], builder.CreateAdd(value.thread->index_part[d], const_i32(entry.index[d]))));
+    }
+    return index;
+  };
+  guarded(value.thread->primary, [&] {
+    for (const Run& run : runs_of(*value.map, bits, std::min<int64_t>(128, unit_bits), true)) {
+      auto k = static_cast<int64_t>(run.size());
+      const int64_t last_divisor =
+          gcd_all({divisors.back(), value.map->thread_part_divisor(static_cast<int>(rank - 1)),
+                   run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
+      if (k > 1 && run.front()->primary && tile_run_contiguous(destination, k, last_divisor) &&
+          (!value.packed || (k * bits) % 32 == 0)) {
+        const int64_t access_bits = k * bits;
+        llvm::Type* type = access_type(context, access_bits);
+        llvm::Value* data = nullptr;
+        if (value.packed) {
+          const int64_t first_word = run.front()->slot * bits / 32;
+          if (access_bits == 32) {
+            data = read_word(value, first_word);
+          } else {
+            data = llvm::PoisonValue::get(type);
+            for (int64_t w = 0; w < access_bits / 32; ++w)
+              data = builder.CreateInsertElement(data, read_word(value, first_word + w),
+                                                 static_cast<uint64_t>(w));
+          }
+        } else {
+          llvm::Type* vector =
+              llvm::FixedVectorType::get(value_type(value.dtype), static_cast<unsigned>(k));
+          data = llvm::PoisonValue::get(vector);
+          for (int64_t i = 0; i < k; ++i) {
+            data = builder.CreateInsertElement(data,
+                                               read_slot(value, run[static_cast<size_t>(i)]->slot),
+                                               static_cast<uint64_t>(i));
+          }
+          data = builder.CreateBitCast(data, type);
+        }
+        auto [byte, within] = tile_address(destination, index_of(*run.front()));
+        (void)within;
+        auto* store = builder.CreateStore(data, shared_pointer(byte));
+        store->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
+        continue;
+      }
+      for (const SlotEntry* entry : run) {
+        if (!entry->primary) continue;
+        if (value.packed) {
+          unsupported(
+              fmt::format("element-wise stores of {} to shared memory (threads would share bytes)",
+                          value.dtype.name()));
+        }
+        auto [byte, within] = tile_address(destination, index_of(*entry));
+        auto* store = builder.CreateStore(read_slot(value, entry->slot), shared_pointer(byte));
+        store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+      }
+    }
+  });
+}
+
+// ---- asynchronous copies
+// --------------------------------------------------------------------------
+
+void KernelEmitter::emit(const vm::CopyAsync& instruction) {
+  if (!target.has_cp_async()) unsupported("copy_async needs sm_80 or newer");
+  const SharedTile& destination = tile(instruction.destination);
+  const GlobalViewValues& view = views.at(instruction.source.index);
+  const vm::Parameter& param = program.params[static_cast<size_t>(view.param)];
+  const DataType dtype = view.dtype;
+  const int bits = dtype.bits();
+  const layout::Layout threads =
+      instruction.threads ? *instruction.threads
+                          : vm::default_register_layout(instruction.shape, dtype, program.warps);
+  const RegisterMap& map = register_map(threads, instruction.shape);
+  const ThreadValues& thread = thread_values(map);
+  GlobalAccess access{*this, view, {}, {}, map, thread, bits};
+  for (const Expr& offset : instruction.source_offsets) {
+    access.offsets.push_back(scalar_i64(offset));
+    access.offset_divisors.push_back(divisor_of(offset));
+  }
+  std::vector<llvm::Value*> tile_offsets;
+  std::vector<int64_t> tile_divisors;
+  for (const Expr& offset : instruction.destination_offsets) {
+    tile_offsets.push_back(scalar_i32(offset));
+    tile_divisors.push_back(divisor_of(offset));
+  }
+  const size_t rank = tile_offsets.size();
+  const bool unit_stride = view.stride_exprs.back().as_int() == 1;
+  const int64_t unit_bits =
+      destination.swizzle.is_identity() ? 128 : destination.swizzle.unit_bytes() * 8;
+  auto tile_index = [&](const SlotEntry& entry) {
+    std::vector<llvm::Value*> index;
+    for (size_t d = 0; d < rank; ++d) {
+      index.push_back(builder.CreateAdd(
+          tile_offsets[d], builder.CreateAdd(thread.index_part[d], const_i32(entry.index[d]))));
+    }
+    return index;
+  };
+  int copies = 0;
+  int widest = 0;
+  auto synchronous = [&](const Run& run) {
+    for (const SlotEntry* entry : run) {
+      if (!entry->primary) continue;
+      if (bits < 8) {
+        unsupported(fmt::format("copy_async of {} elements that are not whole aligned words",
+                                dtype.name()));
+      }
+      llvm::Value* slot = prologue.CreateAlloca(value_type(dtype));
+      builder.CreateStore(llvm::Constant::getNullValue(value_type(dtype)), slot);
+      guarded(access.inside(*entry), [&] {
+        auto* load =
+            builder.CreateLoad(value_type(dtype), access.pointer(access.element_offset(*entry)));
+        load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+        builder.CreateStore(load, slot);
+      });
+      auto [byte, within] = tile_address(destination, tile_index(*entry));
+      (void)within;
+      builder.CreateStore(builder.CreateLoad(value_type(dtype), slot), shared_pointer(byte));
+    }
+  };
+  guarded(thread.primary, [&] {
+    for (const Run& run : runs_of(map, bits, std::min<int64_t>(128, unit_bits), true)) {
+      auto k = static_cast<int64_t>(run.size());
+      int64_t bytes = k * bits / 8;
+      // Pieces of 4, 8 or 16 bytes only.
+      const int64_t last_divisor =
+          gcd_all({tile_divisors.back(), map.thread_part_divisor(static_cast<int>(rank - 1)),
+                   run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
+      const bool usable = unit_stride && run.front()->primary && (k * bits) % 32 == 0 &&
+                          bytes >= 4 && tile_run_contiguous(destination, k, last_divisor);
+      if (!usable) {
+        synchronous(run);
+        continue;
+      }
+      ++copies;
+      widest = std::max(widest, static_cast<int>(bytes));
+      const bool aligned = access.provably_aligned(run, k * bits, param.alignment_bytes);
+      llvm::Value* start = access.element_offset(*run.front());
+      llvm::Value* first_last = access.index_i64(*run.front(), rank - 1);
+      llvm::Value* fast = builder.CreateICmpSGE(first_last, const_i64(0));
+      if (!aligned) {
+        llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
+        llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
+        llvm::Value* misaligned = builder.CreateOr(builder.CreateAnd(address, const_i64(bytes - 1)),
+                                                   builder.CreateAnd(bit_offset, const_i64(7)));
+        fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
+      }
+      llvm::BasicBlock* async_block = new_block("cp_async");
+      llvm::BasicBlock* sync_block = new_block("copy_elements");
+      llvm::BasicBlock* join = new_block("copy_join");
+      builder.CreateCondBr(fast, async_block, sync_block);
+      builder.SetInsertPoint(async_block);
+      // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
+      llvm::Value* other_dims = builder.getTrue();
+      for (size_t d = 0; d + 1 < rank; ++d) {
+        llvm::Value* index = access.index_i64(*run.front(), d);
+        other_dims = builder.CreateAnd(
+            other_dims, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                          builder.CreateICmpSLT(index, view.shape[d])));
+      }
+      llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
+      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
+      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));
+      llvm::Value* source_bytes = builder.CreateSelect(
+          other_dims,
+          builder.CreateTrunc(
+              builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32()),
+          const_i32(0));
+      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+      (void)within;
+      const llvm::Intrinsic::ID id =
+          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
+          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
+                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
+      builder.CreateIntrinsic(id, {}, {shared_pointer(byte), access.pointer(start), source_bytes});
+      builder.CreateBr(join);
+      builder.SetInsertPoint(sync_block);
+      synchronous(run);
+      builder.CreateBr(join);
+      builder.SetInsertPoint(join);
+    }
+  });
+  if (copies > 0) {
+    note(fmt::format("copy_async into '{}': {} cp.async of up to {} bytes per thread",
+                     info(instruction.destination).name, copies, widest));
+  }
+}
+
+void KernelEmitter::emit(const vm::CommitGroup&) {
+  builder.CreateIntrinsic(llvm::Intrinsic::nvvm_cp_async_commit_group, {}, {});
+}
+
+void KernelEmitter::emit(const vm::WaitGroup& instruction) {
+  builder.CreateIntrinsic(llvm::Intrinsic::nvvm_cp_async_wait_group, {},
+                          {builder.getInt32(static_cast<uint32_t>(instruction.pending))});
+}
+
+void KernelEmitter::emit(const vm::Barrier&) {
+  barrier();
+}
+
+}  // namespace nibble::codegen

@@ -1,0 +1,356 @@
+#include "tests/codegen/cases.h"
+
+#include <fmt/format.h>
+
+#include "examples/gemm.h"
+#include "examples/gemv_u4.h"
+#include "examples/softmax.h"
+#include "examples/vector_add.h"
+#include "frontend/cpp/kernel_builder.h"
+
+namespace nibble::testing {
+namespace {
+
+using namespace dsl;
+using vm::ElementwiseOp;
+
+BufferArgument input(DataType dtype, int64_t elements, double lo = -4, double hi = 4) {
+  return BufferArgument{dtype, elements, false, lo, hi};
+}
+BufferArgument output(DataType dtype, int64_t elements) {
+  return BufferArgument{dtype, elements, true, 0, 0};
+}
+
+// out = op(x0[, x1[, x2]]) over n elements in blocks of 256 (the tail masked).
+CodegenCase elementwise_case(ElementwiseOp op, DataType in, int64_t n, double lo = -4,
+                             double hi = 4) {
+  const int arity = vm::arity(op);
+  KernelBuilder b(fmt::format("ew_{}_{}", vm::to_string(op), in.name()));
+  std::vector<Pointer> sources;
+  std::vector<DataType> types;
+  for (int i = 0; i < arity; ++i) {
+    types.push_back(op == ElementwiseOp::Where && i == 0 ? u8 : in);
+    sources.push_back(b.pointer(fmt::format("x{}", i), types.back()));
+  }
+  const bool comparison = op >= ElementwiseOp::Eq && op <= ElementwiseOp::Ge;
+  const DataType out = comparison ? u8 : in;
+  Pointer result = b.pointer("out", out);
+  Expr size = b.scalar("n");
+  const int64_t block = 256;
+  b.launch({cdiv(size, block)}, 4);
+  Expr start = b.let("start", b.block_id(0) * block);
+  std::vector<Operand> operands;
+  for (int i = 0; i < arity; ++i) {
+    Tensor loaded = b.load(b.view(sources[static_cast<size_t>(i)], {size}), {start}, {block});
+    if (op == ElementwiseOp::Where && i == 0) loaded = b.cast(loaded, u1);
+    operands.push_back(loaded);
+  }
+  Tensor value = b.elementwise(op, operands);
+  if (value.dtype() != out) value = b.cast(value, out);
+  b.store(b.view(result, {size}), {start}, value);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  for (int i = 0; i < arity; ++i) {
+    c.arguments.push_back(types[static_cast<size_t>(i)] == u8 ? input(u8, n, 0, 2)
+                                                              : input(in, n, lo, hi));
+  }
+  c.arguments.push_back(output(out, n));
+  c.arguments.push_back(n);
+  if (op == ElementwiseOp::Exp2 || op == ElementwiseOp::Log2 || op == ElementwiseOp::Rsqrt) {
+    // ex2/rsqrt.approx: 2 ulp relative; lg2.approx: 2^-22 absolute near 1, 2 ulp elsewhere.
+    c.rtol = in == DataType::f32() ? 4e-6 : 2e-3;
+    c.atol = op == ElementwiseOp::Log2 ? 1e-6 : 1e-30;
+  }
+  return c;
+}
+
+// out = cast(x) for n elements of a [rows, 64] tile per block.
+CodegenCase cast_case(DataType from, DataType to, int64_t rows, int64_t n, double lo, double hi) {
+  KernelBuilder b(fmt::format("cast_{}_{}", from.name(), to.name()));
+  Pointer x = b.pointer("x", from);
+  Pointer y = b.pointer("y", to);
+  Expr count = b.scalar("n", i32, 64);
+  b.launch({cdiv(count, rows * 64)}, 4);
+  Expr row = b.let("row", b.block_id(0) * rows);
+  Tensor X = b.view(x, {count / 64, 64});
+  Tensor Y = b.view(y, {count / 64, 64});
+  b.store(Y, {row, 0}, b.cast(b.load(X, {row, 0}, {rows, 64}), to));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(from, n, lo, hi), output(to, n), n};
+  return c;
+}
+
+// Row and column reductions of a [rows, cols] f32 tile, and an i32 max.
+CodegenCase reduce_case(vm::ReduceOp op, int axis, DataType dtype) {
+  KernelBuilder b(fmt::format("reduce_{}_{}_{}", vm::to_string(op), axis, dtype.name()));
+  Pointer x = b.pointer("x", dtype);
+  Pointer y = b.pointer("y", dtype);
+  const int64_t rows = 8;
+  const int64_t cols = 64;
+  b.launch({2}, 4);
+  Tensor X = b.view(x, {2 * rows, cols});
+  Tensor tile = b.load(X, {b.block_id(0) * rows, 0}, {rows, cols});
+  Tensor reduced = op == vm::ReduceOp::Sum   ? b.reduce_sum(tile, axis)
+                   : op == vm::ReduceOp::Max ? b.reduce_max(tile, axis)
+                                             : b.reduce_min(tile, axis);
+  if (axis == 1) {
+    b.store(b.view(y, {2 * rows, 1}), {b.block_id(0) * rows, 0}, reduced);
+  } else {
+    b.store(b.view(y, {2, cols}), {b.block_id(0), 0}, reduced);
+  }
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(dtype, 2 * rows * cols, -8, 8),
+                 output(dtype, axis == 1 ? 2 * rows : 2 * cols)};
+  return c;
+}
+
+// Shared memory: a swizzled tile written from registers and read back transposed (a layout that
+// crosses threads), then permute, slice, repeat and reshape on the way out.
+CodegenCase shared_case(Swizzle swizzle) {
+  KernelBuilder b(swizzle.is_identity() ? "shared_roundtrip" : "shared_roundtrip_swizzled");
+  Pointer x = b.pointer("x", f16);
+  Pointer y = b.pointer("y", f16);
+  Pointer z = b.pointer("z", f16);
+  b.launch({1}, 4);
+  Tensor X = b.view(x, {32, 64});
+  Tensor tile = b.alloc_shared({32, 64}, f16, "tile", swizzle);
+  b.store_shared(tile, {0, 0}, b.load(X, {0, 0}, {32, 64}));
+  b.barrier();
+  Tensor part = b.load_shared(tile, {8, 0}, {16, 64}, "part");
+  Tensor transposed = b.permute(part, {1, 0});           // [64, 16]
+  Tensor sliced = b.slice(transposed, {0, 4}, {64, 8});  // [64, 8]
+  Tensor repeated = b.repeat(sliced, 2, 1);              // [64, 16]
+  b.store(b.view(y, {64, 16}), {0, 0}, repeated);
+  b.store(b.view(z, {16, 64}), {0, 0}, b.reshape(transposed, {16, 64}));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f16, 32 * 64), output(f16, 64 * 16), output(f16, 16 * 64)};
+  return c;
+}
+
+// copy_async of a tile with a ragged edge (zero fill), waited for, read back and stored.
+CodegenCase copy_async_case() {
+  KernelBuilder b("copy_async_tile");
+  Pointer x = b.pointer("x", f16);
+  Pointer y = b.pointer("y", f16);
+  Expr rows = b.scalar("rows");
+  Expr cols = b.scalar("cols");
+  b.launch({cdiv(cols, 64), cdiv(rows, 16)}, 4);
+  Tensor X = b.view(x, {rows, cols});
+  Tensor Y = b.view(y, {rows, cols});
+  Expr r0 = b.let("r0", b.block_id(1) * 16);
+  Expr c0 = b.let("c0", b.block_id(0) * 64);
+  Tensor tile = b.alloc_shared({16, 64}, f16, "tile", Swizzle::bytes128());
+  b.copy_async(tile, {0, 0}, X, {r0, c0}, {16, 64});
+  b.commit();
+  b.wait(0);
+  b.barrier();
+  b.store(Y, {r0, c0}, b.load_shared(tile, {0, 0}, {16, 64}));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f16, 40 * 200), output(f16, 40 * 200), int64_t{40}, int64_t{200}};
+  return c;
+}
+
+// dot on small f32 and f16 tiles (exact: the same fma order as the interpreter).
+CodegenCase dot_case(DataType in) {
+  KernelBuilder b(fmt::format("dot_{}", in.name()));
+  Pointer a = b.pointer("a", in);
+  Pointer w = b.pointer("w", in);
+  Pointer c_out = b.pointer("c", f32);
+  b.launch({1}, 4);
+  Tensor A = b.view(a, {32, 16});
+  Tensor W = b.view(w, {16, 32});
+  Tensor acc = b.full({32, 32}, f32, 0.5, "acc");
+  b.dot(acc, b.load(A, {0, 0}, {32, 16}), b.load(W, {0, 0}, {16, 32}));
+  b.store(b.view(c_out, {32, 32}), {0, 0}, acc);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(in, 32 * 16), input(in, 16 * 32), output(f32, 32 * 32)};
+  return c;
+}
+
+// shuffle xor 1 and down 3 of a [32 x 4] i32 tile: lanes swap their registers.
+CodegenCase shuffle_case(vm::ShuffleMode mode, int64_t lane) {
+  KernelBuilder b(fmt::format("shuffle_{}_{}", vm::to_string(mode), lane));
+  Pointer x = b.pointer("x", i32);
+  Pointer y = b.pointer("y", i32);
+  b.launch({1}, 1);
+  Tensor X = b.view(x, {32, 4});
+  Tensor loaded = b.load(X, {0, 0}, {32, 4});
+  b.store(b.view(y, {32, 4}), {0, 0}, b.shuffle(loaded, mode, lane));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(i32, 128), output(i32, 128)};
+  return c;
+}
+
+// atomic_add of every block's tile into one row: integer sums are exact in any order.
+CodegenCase atomic_case() {
+  KernelBuilder b("atomic_add_rows");
+  Pointer x = b.pointer("x", i32);
+  Pointer y = b.pointer("y", i32);
+  b.launch({8}, 2);
+  Tensor X = b.view(x, {8, 64});
+  b.atomic_add(b.view(y, {1, 64}), {0, 0}, b.load(X, {b.block_id(0), 0}, {1, 64}));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(i32, 8 * 64), BufferArgument{i32, 64, false, 0, 1}};
+  return c;
+}
+
+// Control flow: a while loop with break and an if, scalars updated by assign.
+CodegenCase control_case() {
+  KernelBuilder b("control_flow");
+  Pointer x = b.pointer("x", f32);
+  Pointer y = b.pointer("y", f32);
+  Expr n = b.scalar("n");
+  b.launch({1}, 2);
+  Tensor X = b.view(x, {n});
+  Tensor acc = b.zeros({64}, f32, "acc");
+  Expr i = b.let("i", Expr::int_constant(0));
+  {
+    auto loop = b.while_(i < n);
+    {
+      auto branch = b.if_(i >= 192);
+      b.break_();
+    }
+    b.assign(acc, acc + b.load(X, {i}, {64}));
+    b.assign(i, i + 64);
+  }
+  b.store(b.view(y, {64}), {0}, acc);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f32, 300), output(f32, 64), int64_t{300}};
+  return c;
+}
+
+}  // namespace
+
+std::vector<CodegenCase> codegen_cases() {
+  std::vector<CodegenCase> cases;
+  // Examples.
+  {
+    CodegenCase c{"vector_add_f32", examples::vector_add({.dtype = f32, .block = 1024}), {}, 0, 0};
+    c.arguments = {input(f32, 100003), input(f32, 100003), output(f32, 100003), int64_t{100003}};
+    cases.push_back(std::move(c));
+  }
+  {
+    CodegenCase c{"vector_add_f16", examples::vector_add({.dtype = f16, .block = 2048}), {}, 0, 0};
+    c.arguments = {input(f16, 5000), input(f16, 5000), output(f16, 5000), int64_t{5000}};
+    cases.push_back(std::move(c));
+  }
+  {
+    CodegenCase c{"softmax",
+                  examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4}),
+                  {},
+                  2e-6,
+                  1e-9};
+    c.arguments = {input(f32, 37 * 300, -8, 8), output(f32, 37 * 300), int64_t{37}, int64_t{300}};
+    cases.push_back(std::move(c));
+  }
+  {
+    CodegenCase c{"gemm_f16", examples::gemm({}), {}, 0, 0};
+    c.arguments = {input(f16, 96 * 136, -1, 1),
+                   input(f16, 136 * 80, -1, 1),
+                   output(f16, 96 * 80),
+                   int64_t{96},
+                   int64_t{80},
+                   int64_t{136}};
+    cases.push_back(std::move(c));
+  }
+  {
+    CodegenCase c{"gemm_f16_3stage_swizzled",
+                  examples::gemm({.block_m = 64,
+                                  .block_n = 64,
+                                  .block_k = 32,
+                                  .stages = 3,
+                                  .warps = 4,
+                                  .swizzle = Swizzle::bytes64()}),
+                  {},
+                  0,
+                  0};
+    c.arguments = {input(f16, 128 * 256, -1, 1),
+                   input(f16, 256 * 128, -1, 1),
+                   output(f16, 128 * 128),
+                   int64_t{128},
+                   int64_t{128},
+                   int64_t{256}};
+    cases.push_back(std::move(c));
+  }
+  {
+    CodegenCase c{"gemv_u4", examples::gemv_u4({}), {}, 0, 0};
+    const int64_t n = 200;
+    const int64_t k = 512;
+    c.arguments = {input(f16, k, -1, 1),
+                   input(u4, k * n, 0, 16),
+                   input(f16, k / 128 * n, 0.01, 0.1),
+                   output(f16, n),
+                   n,
+                   k};
+    cases.push_back(std::move(c));
+  }
+  // Elementwise.
+  for (ElementwiseOp op :
+       {ElementwiseOp::Neg, ElementwiseOp::Abs, ElementwiseOp::Add, ElementwiseOp::Sub,
+        ElementwiseOp::Mul, ElementwiseOp::Div, ElementwiseOp::Max, ElementwiseOp::Min,
+        ElementwiseOp::Eq, ElementwiseOp::Ne, ElementwiseOp::Lt, ElementwiseOp::Le,
+        ElementwiseOp::Gt, ElementwiseOp::Ge, ElementwiseOp::Fma, ElementwiseOp::Where}) {
+    cases.push_back(elementwise_case(op, f32, 1000));
+    cases.push_back(elementwise_case(op, f16, 777));
+  }
+  for (ElementwiseOp op : {ElementwiseOp::Exp2, ElementwiseOp::Rsqrt, ElementwiseOp::Log2}) {
+    const double lo = op == ElementwiseOp::Exp2 ? -10 : 0.01;
+    cases.push_back(elementwise_case(op, f32, 1000, lo, 10));
+  }
+  for (ElementwiseOp op : {ElementwiseOp::Add, ElementwiseOp::Mul, ElementwiseOp::Max,
+                           ElementwiseOp::Neg, ElementwiseOp::Abs}) {
+    cases.push_back(elementwise_case(op, i32, 1000, -1000, 1000));
+  }
+  cases.push_back(elementwise_case(ElementwiseOp::Add, bf16, 600));
+  cases.push_back(elementwise_case(ElementwiseOp::Add, i8, 600, -128, 128));
+  // Casts.
+  cases.push_back(cast_case(f32, f16, 4, 64 * 20, -70000, 70000));
+  cases.push_back(cast_case(f16, f32, 4, 64 * 20, -100, 100));
+  cases.push_back(cast_case(f32, bf16, 4, 64 * 20, -100, 100));
+  cases.push_back(cast_case(f32, i8, 4, 64 * 20, -300, 300));
+  cases.push_back(cast_case(f32, DataType::uint(4), 8, 64 * 16, -3, 20));
+  cases.push_back(cast_case(DataType::uint(4), f16, 8, 64 * 16, 0, 16));
+  cases.push_back(cast_case(DataType::sint(4), bf16, 8, 64 * 16, 0, 16));
+  cases.push_back(cast_case(DataType::uint(2), f16, 8, 64 * 16, 0, 4));
+  cases.push_back(cast_case(f8e4m3, f16, 4, 64 * 16, 0, 256));
+  cases.push_back(cast_case(f8e5m2, f32, 4, 64 * 16, 0, 256));
+  cases.push_back(cast_case(u8, f32, 4, 64 * 16, 0, 256));
+  cases.push_back(cast_case(i32, i8, 4, 64 * 16, -1000, 1000));
+  // Reductions.
+  for (int axis : {0, 1}) {
+    cases.push_back(reduce_case(vm::ReduceOp::Sum, axis, f32));
+    cases.push_back(reduce_case(vm::ReduceOp::Max, axis, f32));
+    cases.push_back(reduce_case(vm::ReduceOp::Min, axis, i32));
+  }
+  // Memory, data movement, dot, shuffles, atomics, control flow.
+  cases.push_back(shared_case(Swizzle::none()));
+  cases.push_back(shared_case(Swizzle::bytes128()));
+  cases.push_back(copy_async_case());
+  cases.push_back(dot_case(f32));
+  cases.push_back(dot_case(f16));
+  cases.push_back(shuffle_case(vm::ShuffleMode::Xor, 1));
+  cases.push_back(shuffle_case(vm::ShuffleMode::Down, 3));
+  cases.push_back(shuffle_case(vm::ShuffleMode::Up, 5));
+  cases.push_back(atomic_case());
+  cases.push_back(control_case());
+  return cases;
+}
+
+}  // namespace nibble::testing

@@ -1,0 +1,158 @@
+// Codegen on a machine without a GPU: every case (examples and per-instruction programs) compiles
+// to LLVM IR that verifies and PTX that ptxas assembles for sm_80 and sm_90a without local-memory
+// spills, and the SASS of the hot kernels holds the intended instructions.
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "codegen/compile.h"
+#include "codegen/ptxas.h"
+#include "examples/gemm.h"
+#include "examples/gemv_u4.h"
+#include "examples/vector_add.h"
+#include "frontend/cpp/kernel_builder.h"
+#include "tests/codegen/cases.h"
+
+namespace nibble {
+namespace {
+
+namespace fs = std::filesystem;
+
+// nvdisasm from PATH or from NVIDIA's pip package in the repository's .venv.
+std::optional<fs::path> find_nvdisasm() {
+  if (const char* path = std::getenv("PATH")) {
+    std::string list = path;
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t end = list.find(':', start);
+      const fs::path candidate = fs::path(list.substr(start, end - start)) / "nvdisasm";
+      if (fs::exists(candidate)) return candidate;
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  const fs::path lib = fs::path(NIBBLE_SOURCE_DIR) / ".venv" / "lib";
+  if (!fs::exists(lib)) return std::nullopt;
+  for (const auto& python : fs::directory_iterator(lib)) {
+    const fs::path nvidia = python.path() / "site-packages" / "nvidia";
+    if (!fs::exists(nvidia)) continue;
+    for (const auto& package : fs::directory_iterator(nvidia)) {
+      const fs::path candidate = package.path() / "bin" / "nvdisasm";
+      if (fs::exists(candidate)) return candidate;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string sass_of(const codegen::CompiledKernel& kernel, const fs::path& nvdisasm) {
+  const fs::path cubin =
+      fs::temp_directory_path() / fmt::format("nibble_{}_{}.cubin", kernel.name, ::getpid());
+  {
+    std::ofstream out(cubin, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(kernel.cubin.data()),
+              static_cast<std::streamsize>(kernel.cubin.size()));
+  }
+  std::string text;
+  FILE* pipe =
+      ::popen(fmt::format("'{}' -c '{}' 2>&1", nvdisasm.string(), cubin.string()).c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  while (size_t read = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    text.append(buffer.data(), read);
+  ::pclose(pipe);
+  fs::remove(cubin);
+  return text;
+}
+
+const std::vector<codegen::Target> kTargets = {codegen::Target::parse("sm_80"),
+                                               codegen::Target::parse("sm_90a")};
+
+TEST_CASE("every codegen case compiles, verifies, assembles, and does not spill", "[codegen]") {
+  const bool assembles = codegen::find_ptxas().has_value();
+  if (!assembles) WARN("ptxas not found: PTX is generated but not assembled");
+  for (const testing::CodegenCase& c : testing::codegen_cases()) {
+    for (const codegen::Target& target : kTargets) {
+      INFO(c.name << " for " << target.name());
+      codegen::CompileOptions options;
+      options.keep_llvm_ir = true;
+      const codegen::CompiledKernel kernel = codegen::compile(c.program, target, options);
+      CHECK(kernel.llvm_ir.find("define ptx_kernel void") != std::string::npos);
+      CHECK(kernel.ptx.find(".entry " + kernel.name) != std::string::npos);
+      if (!assembles) continue;
+      REQUIRE_FALSE(kernel.cubin.empty());
+      INFO(kernel.report.ptxas_log);
+      CHECK(kernel.report.spill_store_bytes == 0);
+      CHECK(kernel.report.spill_load_bytes == 0);
+      CHECK(kernel.report.stack_frame_bytes == 0);
+    }
+  }
+}
+
+TEST_CASE("compile reports stages, parameters and launch shape", "[codegen]") {
+  const codegen::CompiledKernel kernel =
+      codegen::compile(examples::gemm({}), codegen::Target::parse("sm_90a"));
+  CHECK(kernel.name == "gemm_f16");
+  REQUIRE(kernel.parameters.size() == 6);
+  CHECK(kernel.parameters[0].kind == codegen::KernelParameter::Kind::Pointer);
+  CHECK(kernel.parameters[3].kind == codegen::KernelParameter::Kind::Scalar);
+  CHECK(kernel.parameters[3].size_bytes == 4);
+  CHECK(kernel.block_threads == 128);
+  CHECK(kernel.dynamic_shared_bytes >= kernel.report.shared_tile_bytes);
+  CHECK(kernel.report.ir_build_ms > 0);
+  CHECK(kernel.report.optimize_ms > 0);
+  CHECK(kernel.report.emit_ms > 0);
+  INFO(codegen::to_string(kernel.report));
+  CHECK(kernel.report.passes_ms + kernel.report.ir_build_ms + kernel.report.verify_ms +
+            kernel.report.optimize_ms + kernel.report.emit_ms <
+        500);
+}
+
+TEST_CASE("unsupported instructions name the kernel, the instruction and the line", "[codegen]") {
+  dsl::KernelBuilder b("prints");
+  dsl::Pointer x = b.pointer("x", dsl::f32);
+  b.launch({1}, 1);
+  dsl::Tensor tile = b.load(b.view(x, {32}), {0}, {32});
+  b.print("tile", tile);
+  const vm::Program program = b.finish();
+  try {
+    codegen::compile(program, codegen::Target::parse("sm_80"));
+    FAIL("print compiled");
+  } catch (const codegen::CodegenError& error) {
+    const std::string message = error.what();
+    CHECK(message.find("'prints'") != std::string::npos);
+    CHECK(message.find("print at") != std::string::npos);
+    CHECK(message.find("test_compile.cpp") != std::string::npos);
+  }
+}
+
+TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
+  if (!codegen::find_ptxas()) {
+    WARN("SKIPPED: no ptxas");
+    return;
+  }
+  const std::optional<fs::path> nvdisasm = find_nvdisasm();
+  if (!nvdisasm) {
+    WARN("SKIPPED: nvdisasm not found (PATH or .venv/lib/python3*/site-packages/nvidia/*/bin)");
+    return;
+  }
+  const codegen::Target target = codegen::Target::parse("sm_90a");
+  const std::string vector_add =
+      sass_of(codegen::compile(examples::vector_add({}), target), *nvdisasm);
+  CHECK(vector_add.find("LDG.E.128") != std::string::npos);
+  CHECK(vector_add.find("STG.E.128") != std::string::npos);
+  const std::string gemm = sass_of(codegen::compile(examples::gemm({}), target), *nvdisasm);
+  CHECK(gemm.find("LDGSTS.E.BYPASS.128") != std::string::npos);
+  const std::string gemv = sass_of(codegen::compile(examples::gemv_u4({}), target), *nvdisasm);
+  CHECK(gemv.find("LOP3") != std::string::npos);
+  CHECK(gemv.find("HFMA2") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace nibble
