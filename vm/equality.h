@@ -4,6 +4,9 @@
 // types, locations), statements with their locations, and every instruction field. Expressions
 // compare as Expr's operator== does (same tree, same leaf names and ids); doubles (fill values,
 // `other`) compare bit for bit, so a NaN fill equals itself and -0 differs from 0.
+//
+// Free functions, so that program.h stays the bare data model; should its structs ever default
+// their own operator==, this file goes (the two would be ambiguous).
 #pragma once
 
 #include "vm/program.h"

@@ -234,17 +234,17 @@ class Parser {
   void expect(char c) {
     if (!accept(c)) fail_expected(fmt::format("'{}'", c));
   }
-  bool peek_word(std::string_view word) {
+  bool peek_word(std::string_view keyword) {
     skip_blanks();
-    return rest().starts_with(word) && !is_identifier_char(peek(word.size()));
+    return rest().starts_with(keyword) && !is_identifier_char(peek(keyword.size()));
   }
-  bool accept_word(std::string_view word) {
-    if (!peek_word(word)) return false;
-    pos_ += word.size();
+  bool accept_word(std::string_view keyword) {
+    if (!peek_word(keyword)) return false;
+    pos_ += keyword.size();
     return true;
   }
-  void expect_word(std::string_view word) {
-    if (!accept_word(word)) fail_expected(fmt::format("'{}'", word));
+  void expect_word(std::string_view keyword) {
+    if (!accept_word(keyword)) fail_expected(fmt::format("'{}'", keyword));
   }
 
   // An identifier (possibly empty) at the current position.

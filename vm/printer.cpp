@@ -158,17 +158,19 @@ std::string double_text(double value) {
   return fmt::format("{}", value);
 }
 
+// What is printed: a whole program, to be read back (names made unique, each type once), or an
+// excerpt for a message (the program's own names, every result's type).
+enum class Mode : uint8_t { Program, Excerpt };
+
 class Printer {
  public:
-  // `rename`: make names unique and readable back (whole programs); otherwise print the names
-  // the program has and the type of every result (single statements in messages).
-  Printer(const Program& program, bool rename) : program_(program), rename_(rename) {
+  Printer(const Program& program, Mode mode) : program_(program), mode_(mode) {
     for (const Parameter& param : program.params)
       param_names_.push_back(param.name);
     for (const TensorInfo& tensor : program.tensors)
       tensor_names_.push_back(tensor.name);
     defined_.assign(program.tensors.size(), false);
-    if (rename) choose_names();
+    if (mode == Mode::Program) choose_names();
   }
 
   std::string program_text() {
@@ -176,7 +178,7 @@ class Printer {
     out_ += fmt::format("kernel {} {{\n", is_identifier(p.name) ? p.name : quoted(p.name));
     for (size_t i = 0; i < p.params.size(); ++i)
       out_ += "  " + param_line(i) + "\n";
-    out_ += fmt::format("  grid ({}, {}, {})\n", slot(p.grid[0]), slot(p.grid[1]), slot(p.grid[2]));
+    out_ += fmt::format("  grid ({}, {}, {})\n", expr(p.grid[0]), expr(p.grid[1]), expr(p.grid[2]));
     out_ += fmt::format("  warps {}\n", p.warps);
     out_ += fmt::format("  shared_memory_bytes {}\n", p.shared_memory_bytes);
     if (!p.body.empty()) out_ += "\n";
@@ -241,7 +243,6 @@ class Printer {
       return to_string(e);  // unreachable for checked trees; print what there is
     }
   }
-  std::string slot(const Expr& e) const { return expr(e); }
 
   std::string slots(const std::vector<Expr>& exprs) const {
     std::vector<std::string> parts;
@@ -285,7 +286,8 @@ class Printer {
     std::string out = fmt::format("{} = {}", tensor(id), rest);
     if (id.index < 0 || static_cast<size_t>(id.index) >= defined_.size()) return out;
     const size_t index = static_cast<size_t>(id.index);
-    if (!defined_[index] || !rename_) out += " : " + type(program_.tensors[index].type);
+    if (!defined_[index] || mode_ == Mode::Excerpt)
+      out += " : " + type(program_.tensors[index].type);
     defined_[index] = true;
     return out;
   }
@@ -388,7 +390,7 @@ class Printer {
   }
   std::string line(const Shuffle& i) {
     return defining(i.result, fmt::format("shuffle {} {} lane {}", to_string(i.mode),
-                                          tensor(i.source), slot(i.lane)));
+                                          tensor(i.source), expr(i.lane)));
   }
   std::string line(const AtomicAdd& i) const {
     return fmt::format("atomic_add {}, {}", access(i.destination, i.offsets), tensor(i.value));
@@ -426,15 +428,15 @@ class Printer {
             [&](const Instruction& i) { emit(depth, instruction(i), at); },
             [&](const ForStmt& loop) {
               std::string head = fmt::format("for {}{} in range({}, {}, {})", var_name(loop.var),
-                                             annotation(loop.var, loop.start), slot(loop.start),
-                                             slot(loop.stop), slot(loop.step));
+                                             annotation(loop.var, loop.start), expr(loop.start),
+                                             expr(loop.stop), expr(loop.step));
               if (loop.unroll != 0) head += fmt::format(" unroll {}", loop.unroll);
               emit(depth, head + " {", at);
               body(loop.body, depth + 1);
               close(depth);
             },
             [&](const IfStmt& branch) {
-              emit(depth, fmt::format("if {} {{", slot(branch.condition)), at);
+              emit(depth, fmt::format("if {} {{", expr(branch.condition)), at);
               body(branch.then_body, depth + 1);
               if (!branch.else_body.empty()) {
                 out_.append(static_cast<size_t>(2 * depth), ' ');
@@ -444,7 +446,7 @@ class Printer {
               close(depth);
             },
             [&](const WhileStmt& loop) {
-              emit(depth, fmt::format("while {} {{", slot(loop.condition)), at);
+              emit(depth, fmt::format("while {} {{", expr(loop.condition)), at);
               body(loop.body, depth + 1);
               close(depth);
             },
@@ -452,18 +454,18 @@ class Printer {
             [&](const LetStmt& let) {
               emit(depth,
                    fmt::format("let {}{} = {}", var_name(let.var), annotation(let.var, let.value),
-                               slot(let.value)),
+                               expr(let.value)),
                    at);
             },
             [&](const AssignStmt& assign) {
-              emit(depth, fmt::format("{} = {}", var_name(assign.var), slot(assign.value)), at);
+              emit(depth, fmt::format("{} = {}", var_name(assign.var), expr(assign.value)), at);
             },
         },
         s.node);
   }
 
   const Program& program_;
-  bool rename_;
+  Mode mode_;
   std::vector<std::string> param_names_;
   std::vector<std::string> tensor_names_;
   Renaming renaming_;
@@ -511,15 +513,15 @@ std::string quoted(std::string_view text) {
 }
 
 std::string print(const Program& program) {
-  return Printer(program, true).program_text();
+  return Printer(program, Mode::Program).program_text();
 }
 
 std::string print(const Program& program, const Statement& statement) {
-  return Printer(program, false).statement_text(statement);
+  return Printer(program, Mode::Excerpt).statement_text(statement);
 }
 
 std::string print_instruction(const Program& program, const Instruction& instruction) {
-  return Printer(program, false).instruction(instruction);
+  return Printer(program, Mode::Excerpt).instruction(instruction);
 }
 
 }  // namespace nibble::vm

@@ -4,31 +4,39 @@
 // the form that golden tests compare, error messages quote and the kernel cache hashes.
 // parse_program (vm/parser.h) reads it back to an equal program (vm/equality.h).
 //
-// An example (a slice of a GEMM):
+// An example, a GEMM main loop (tests/vm/test_text.cpp reads it back):
 //
 //   kernel gemm {
 //     param a: ptr<f16> align 16
+//     param b: ptr<f16> align 16
 //     param c: ptr<f32> align 16
 //     param m: i32
+//     param n: i32 divisor 64
 //     param k: i32 divisor 32
-//     param bm: i32 const = 64
-//     grid (floordiv((m + 63), 64), 1, 1)
+//     grid (floordiv((m + 63), 64), floordiv(n, 64), 1)
 //     warps 4
-//     shared_memory_bytes 4096
+//     shared_memory_bytes 8192
 //
 //     %A = global_view a : f16 global[m, k] strides [k, 1]  # gemm.cpp:12:3
+//     %B = global_view b : f16 global[k, n] strides [n, 1]
+//     %C = global_view c : f32 global[m, n] strides [n, 1]
 //     %As = alloc_shared : f16 shared[64,32] @ S[(64,32):(32@smem,1@smem)] swizzle Sw<2,4,3>
+//     %Bs = alloc_shared : f16 shared[32,64] @ S[(32,64):(64@smem,1@smem)]
 //     %acc = alloc_register fill 0 : f32 register[64,64] @ ?
 //     let m0 = (%blockIdx.x * 64)
+//     let n0 = (%blockIdx.y * 64)
 //     for k0 in range(0, k, 32) unroll 2 {  # gemm.cpp:20:5 in gemm_kernel
 //       copy_async %As[0, 0], %A[m0, k0] shape [64, 32]
+//       copy_async %Bs[0, 0], %B[k0, n0] shape [32, 64]
 //       commit_group
 //       wait_group 0
 //       barrier
 //       %a = load_shared %As[0, 0] : f16 register[64,32] @ ?
+//       %b = load_shared %Bs[0, 0] : f16 register[32,64] @ ?
 //       dot %acc, %a, %b
+//       barrier
 //     }
-//     ...
+//     store_global %C[m0, n0], %acc
 //   }
 //
 // Lines. A newline ends a statement; `#` starts a comment that runs to the end of the line;
@@ -89,7 +97,8 @@
 //   atomic_add %g[slots], %v
 //   print STRING [, %x] [, expr]
 //
-// Types, as vm::to_string(TensorType) writes them:
+// Types, as vm::to_string(TensorType) writes them (the printer also writes a swizzle on a
+// register type that has one, so that no field set in the data model goes unprinted):
 //
 //   type        := DTYPE 'global' '[' slots ']' 'strides' '[' slots ']'
 //                | DTYPE ('shared' | 'register') '[' INT* ']' '@' (LAYOUT | '?')
@@ -102,18 +111,22 @@
 // parentheses (`(k0 + 32)`), `floordiv(a, b)`, `mod(a, b)`, `min(a, b)`, `max(a, b)`,
 // `select(c, a, b)`, `cast<i64>(x)`, `-x`, `!p`, `~x`, `%blockIdx.x` … `%gridDim.z`, `true`,
 // `false`, integers (`4`, a type other than i32 as a suffix: `4:i64`) and floats with their
-// type (`0.5:f32`, `inf:f32`, `-nan:f64`). The parser also accepts binary operations without
-// parentheses, with C's precedence.
+// type (`0.5:f32`, `inf:f32`, `-nan:f64`). `-3` is a constant, `-(3)` the negation of one. The
+// parser also accepts binary operations without parentheses, with C's precedence.
 //
 // Names. Parameters and variables are identifiers ([A-Za-z_][A-Za-z0-9_]*, not a reserved
-// word); tensors are `%` and such an identifier. The printer writes every name as the program has
-// it when it can be read back unambiguously; otherwise (a duplicate, a reserved word, a
-// character outside the identifier set) it writes a fresh variant (`i_1`), so that the printed
-// text always names each parameter, variable and tensor once.
+// word); tensors are `%` and such an identifier. The printer writes every name as the program
+// has it when it reads back unambiguously; otherwise (a duplicate, a reserved word, a character
+// outside the identifier set) it writes a fresh variant (`i_1`), so that the printed text names
+// each parameter, variable and tensor once.
 //
-// What the text does not carry: Var ids and TensorIds, which the parser assigns in order of
-// definition (as the builders do); tensors of the table that no statement defines; a
-// TensorInfo::location other than the location of the defining statement.
+// The round trip. print(parse_program(print(p))) == print(p) for every program that defines
+// each tensor and variable before using it, reads only scalar parameters in expressions, and
+// nests expressions and blocks at most kMaxNesting (vm/parser.h) deep; and
+// parse_program(print(p)) == p when, besides, nothing had to be renamed and p is numbered as
+// the parser numbers: the text carries no Var ids or TensorIds, which the parser assigns in
+// order of definition (as the builders do). Also not in the text: tensors of the table that no
+// statement defines, and a TensorInfo::location other than that of the defining statement.
 #pragma once
 
 #include <string>

@@ -108,10 +108,8 @@ TEST_CASE("compile reports stages, parameters and launch shape", "[codegen]") {
   CHECK(kernel.report.ir_build_ms > 0);
   CHECK(kernel.report.optimize_ms > 0);
   CHECK(kernel.report.emit_ms > 0);
-  INFO(codegen::to_string(kernel.report));
-  CHECK(kernel.report.passes_ms + kernel.report.ir_build_ms + kernel.report.verify_ms +
-            kernel.report.optimize_ms + kernel.report.emit_ms <
-        500);
+  // Compile latency is measured by bench/bench_compile on the GPU machine, not asserted here.
+  CHECK(codegen::to_string(kernel.report).find("O3") != std::string::npos);
 }
 
 TEST_CASE("unsupported instructions name the kernel, the instruction and the line", "[codegen]") {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -473,6 +474,26 @@ TEST_CASE("text: golden printout of a vector add", "[vm][text]") {
   CHECK(parse_program(expected) == vector_add());
 }
 
+TEST_CASE("text: the example in vm/printer.h reads back as printed", "[vm][text]") {
+  std::ifstream header(NIBBLE_SOURCE_DIR "/vm/printer.h");
+  REQUIRE(header);
+  std::string example;
+  bool inside = false;
+  for (std::string line; std::getline(header, line);) {
+    if (line == "//   kernel gemm {") inside = true;
+    if (!inside) continue;
+    example += line.size() > 5 ? line.substr(5) : "";
+    example += "\n";
+    if (line == "//   }") break;
+  }
+  REQUIRE(!example.empty());
+  const Program program = parse_program(example, "printer.h");
+  CHECK(print(program) == example);
+  CHECK(program.tensors.size() == 8);
+  CHECK(program.body[0].location == at("gemm.cpp", 12, 3));
+  CHECK(program.tensors[0].location == at("gemm.cpp", 12, 3));
+}
+
 TEST_CASE("text: printed pieces of the other programs", "[vm][text]") {
   const std::string gemm = print(tiled_gemm());
   CHECK_THAT(gemm, Contains("kernel \"gemm<64, 64>\" {"));
@@ -727,7 +748,7 @@ TEST_CASE("text: the parser survives random mutations", "[vm][text][fuzz]") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   int parsed = 0;
   int rejected = 0;
-  for (int round = 0; round < 20000 && std::chrono::steady_clock::now() < deadline; ++round) {
+  for (int round = 0; round < 100000 && std::chrono::steady_clock::now() < deadline; ++round) {
     std::string text = corpus[below(corpus.size())];
     const size_t mutations = 1 + below(4);
     for (size_t m = 0; m < mutations; ++m) {
