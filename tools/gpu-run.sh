@@ -14,6 +14,7 @@ mkdir -p "$out"
 export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$PATH:/usr/local/cuda/bin"
 export NIBBLE_CACHE_DIR="${NIBBLE_CACHE_DIR:-/tmp/nibble-cache}"
+export NIBBLE_SOURCE_DIR="$repo"  # tests that read sources find them here, not where they were built
 cd "$repo"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
 

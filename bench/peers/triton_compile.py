@@ -80,10 +80,15 @@ def main():
         firsts, warms = [], []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as cache:
-                # A fresh process and an empty cache: what a first call really costs.
-                env = dict(os.environ, TRITON_CACHE_DIR=cache)
-                result = subprocess.run([sys.executable, "-c", CHILD, name], env=env, capture_output=True,
-                                        text=True, check=True)
+                # A fresh process and an empty cache: what a first call really costs. The kernels
+                # live in a file because triton.jit reads their source.
+                script = os.path.join(cache, "kernels.py")
+                with open(script, "w") as f:
+                    f.write(CHILD)
+                env = dict(os.environ, TRITON_CACHE_DIR=os.path.join(cache, "triton"))
+                result = subprocess.run([sys.executable, script, name], env=env, capture_output=True, text=True)
+                if result.returncode != 0:
+                    sys.exit(f"triton peer {name} failed:\n{result.stderr}")
                 timing = json.loads(result.stdout.strip().splitlines()[-1])
                 firsts.append(timing["first_call_ms"])
                 warms.append(timing["warm_call_ms"])

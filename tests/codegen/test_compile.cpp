@@ -19,6 +19,7 @@
 #include "examples/vector_add.h"
 #include "frontend/cpp/kernel_builder.h"
 #include "tests/codegen/cases.h"
+#include "tests/source_dir.h"
 
 namespace nibble {
 namespace {
@@ -38,7 +39,7 @@ std::optional<fs::path> find_nvdisasm() {
       start = end + 1;
     }
   }
-  const fs::path lib = fs::path(NIBBLE_SOURCE_DIR) / ".venv" / "lib";
+  const fs::path lib = nibble::testing::source_dir() / ".venv" / "lib";
   if (!fs::exists(lib)) return std::nullopt;
   for (const auto& python : fs::directory_iterator(lib)) {
     const fs::path nvidia = python.path() / "site-packages" / "nvidia";

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "layout/layout.h"
+#include "tests/source_dir.h"
 #include "vm/equality.h"
 #include "vm/parser.h"
 #include "vm/printer.h"
@@ -475,7 +476,7 @@ TEST_CASE("text: golden printout of a vector add", "[vm][text]") {
 }
 
 TEST_CASE("text: the example in vm/printer.h reads back as printed", "[vm][text]") {
-  std::ifstream header(NIBBLE_SOURCE_DIR "/vm/printer.h");
+  std::ifstream header(nibble::testing::source_dir() / "vm" / "printer.h");
   REQUIRE(header);
   std::string example;
   bool inside = false;
