@@ -38,6 +38,11 @@ const std::vector<Subcommand>& subcommands() {
        nibble::cli::run_run},
       {"example", "nibble example [NAME]", "print an example kernel in the VM's text format",
        nibble::cli::run_example},
+      {"compile",
+       "nibble compile FILE [--target sm_80|sm_89|sm_90a] [--emit report|vm|llvm|ptx|sass|cubin] "
+       "[-o OUT]",
+       "compile a VM program for a GPU and show a stage (NIBBLE_DUMP=DIR keeps them all)",
+       nibble::cli::run_compile},
   };
   return table;
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <regex>
 
+#include "codegen/dump.h"
 #include "codegen/emit/kernel_emitter.h"
 #include "codegen/llvm_backend.h"
 #include "codegen/ptxas.h"
@@ -62,7 +63,8 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
   KernelEmitter emitter(kernel.program, target, context);
   std::unique_ptr<llvm::Module> module = emitter.emit();
   kernel.report.ir_build_ms = milliseconds_since(stage);
-  if (options.keep_llvm_ir) kernel.llvm_ir = module_to_text(*module);
+  const std::optional<std::filesystem::path> dump = dump_directory();
+  if (options.keep_llvm_ir || dump) kernel.llvm_ir = module_to_text(*module);
   kernel.parameters = emitter.parameters();
   kernel.report.shared_tile_bytes = emitter.tile_bytes();
   kernel.report.shared_scratch_bytes = emitter.scratch_bytes();
@@ -94,6 +96,7 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
     read_ptxas_log(kernel.report);
   }
   kernel.report.total_ms = milliseconds_since(start);
+  if (dump) dump_stages(kernel, *dump);
   return kernel;
 }
 

@@ -34,4 +34,5 @@ def nibble_cli():
             raise AssertionError(f"nibble {' '.join(map(str, args))} failed: {result.stderr}")
         return result
 
+    run.binary = binary
     return run
