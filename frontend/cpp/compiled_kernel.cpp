@@ -1,5 +1,7 @@
 #include "frontend/cpp/compiled_kernel.h"
 
+#include "frontend/cpp/cached_compile.h"
+
 #include <fmt/format.h>
 
 #include <cstring>
@@ -20,7 +22,7 @@ codegen::Target target_for_compute_capability(int cc) {
 GpuKernel GpuKernel::build(const vm::Program& program, const codegen::CompileOptions& options) {
   const runtime::Driver& driver = runtime::Driver::get();
   const codegen::Target target = target_for_compute_capability(driver.device().compute_capability);
-  return GpuKernel(codegen::compile(program, target, options));
+  return GpuKernel(compile_cached(program, target, options));
 }
 
 GpuKernel::GpuKernel(codegen::CompiledKernel compiled) : compiled_(std::move(compiled)) {

@@ -43,7 +43,8 @@ codegen::Target target_for_compute_capability(int cc);
 
 class GpuKernel {
  public:
-  // Compiles for the current device (Driver::get()) and loads the module.
+  // Compiles for the current device (Driver::get()) through the kernel cache
+  // (frontend/cpp/cached_compile.h) and loads the module.
   static GpuKernel build(const vm::Program& program, const codegen::CompileOptions& options = {});
   // Loads an already compiled kernel (its cubin, or its PTX through the driver's JIT).
   explicit GpuKernel(codegen::CompiledKernel compiled);
