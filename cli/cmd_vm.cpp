@@ -3,7 +3,8 @@
 //   nibble check FILE [--print]
 //       parses and verifies a program; --print shows it after the default passes (layouts
 //       inferred). Exit status 1 with every diagnostic when the program is ill formed.
-//   nibble run FILE NAME=VALUE… [--grid X,Y,Z] [--block X,Y,Z] [--out DIR] [--seed N] [--threads N]
+//   nibble run FILE [--args] NAME=VALUE… [--grid X,Y,Z] [--block X,Y,Z] [--out DIR] [--seed N]
+//              [--threads N]
 //       runs it on the interpreter. Scalars: NAME=42 or NAME=0.5. Pointers: NAME=FILE.npy,
 //       NAME=random:COUNT or NAME=zeros:COUNT (COUNT elements of the pointee type). Every
 //       pointer's buffer is written to DIR/NAME.npy afterwards, and its first values printed.
@@ -175,7 +176,9 @@ int run_run(Arguments args, std::ostream& out) {
       if (i + 1 == args.size()) throw UsageError{fmt::format("{} needs a value", arg)};
       return args[++i];
     };
-    if (arg == "--grid") {
+    if (arg == "--args") {
+      continue;  // optional: marks where the NAME=VALUE arguments begin
+    } else if (arg == "--grid") {
       grid = parse_triple(next(), arg);
     } else if (arg == "--block") {
       block = parse_triple(next(), arg);

@@ -32,7 +32,8 @@ const std::vector<Subcommand>& subcommands() {
        "parse and verify a VM program; --print shows it with layouts inferred",
        nibble::cli::run_check},
       {"run",
-       "nibble run FILE NAME=VALUE... [--grid X,Y,Z] [--block X,Y,Z] [--out DIR] [--seed N] "
+       "nibble run FILE [--args] NAME=VALUE... [--grid X,Y,Z] [--block X,Y,Z] [--out DIR] [--seed "
+       "N] "
        "[--threads N]",
        "run a VM program on the interpreter (pointers: FILE.npy, random:COUNT, zeros:COUNT)",
        nibble::cli::run_run},

@@ -32,7 +32,7 @@ def test_vector_add_runs_and_matches_numpy(nibble_cli, tmp_path):
     np.save(tmp_path / "out_in.npy", np.full(n, np.nan, dtype=np.float32))  # poisoned
     out_dir = tmp_path / "out"
     nibble_cli("run", program, f"x={tmp_path / 'x_in.npy'}", f"y={tmp_path / 'y_in.npy'}",
-               f"out={tmp_path / 'out_in.npy'}", f"n={n}", "--out", out_dir)
+               f"out={tmp_path / 'out_in.npy'}", f"n={n}", "--out", out_dir, "--grid", "4,1,1")
     np.testing.assert_array_equal(np.load(out_dir / "out.npy"), x + y)
 
 
@@ -41,7 +41,7 @@ def test_gemv_u4_runs_and_matches_numpy(nibble_cli, tmp_path):
     program.write_text(nibble_cli("example", "gemv_u4").stdout)
     n, k, group = 96, 512, 128
     out_dir = tmp_path / "out"
-    nibble_cli("run", program, f"x=random:{k}", f"w=random:{k * n}", f"s=random:{k // group * n}",
+    nibble_cli("run", program, "--args", f"x=random:{k}", f"w=random:{k * n}", f"s=random:{k // group * n}",
                f"y=zeros:{n}", f"n={n}", f"k={k}", "--seed", "7", "--out", out_dir)
     x = np.load(out_dir / "x.npy").astype(np.float64)
     packed = np.load(out_dir / "w.npy")
