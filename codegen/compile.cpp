@@ -54,6 +54,7 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
   kernel.program = source;
   auto stage = std::chrono::steady_clock::now();
   vm::run_default_passes(kernel.program);
+  assign_mma_layouts(kernel.program);
   kernel.report.passes_ms = milliseconds_since(stage);
   kernel.name = kernel.program.name;
   kernel.block_threads = kernel.program.threads();

@@ -4,11 +4,18 @@
 // at the result's width. exp2, log2 and rsqrt use the hardware approximations (ex2.approx,
 // lg2.approx, rsqrt.approx), compared with a tolerance.
 //
-// reduce and dot accumulate in index order, rounding after each step, exactly as the
+// reduce and the SIMT dot accumulate in index order, rounding after each step, exactly as the
 // interpreter does: within a thread when the layouts keep a reduced line in one thread, through
-// the shared scratch region otherwise.
+// the shared scratch region otherwise. A dot on mma.sync (f16/bf16 into f32) accumulates each
+// 16-deep step of k in the tensor core's order: compared with a tolerance.
 #include <fmt/format.h>
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
 
 #include "codegen/emit/kernel_emitter.h"
 
@@ -426,9 +433,227 @@ void KernelEmitter::emit(const vm::Reduce& instruction) {
   write_entries(result, out);
 }
 
+// ---- dot through mma.sync --------------------------------------------------------------------
+
+namespace {
+
+using layout::Iter;
+
+Iter lane_iter(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, layout::Axis::lane()};
+}
+Iter reg_iter(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, layout::Axis::reg()};
+}
+Iter warp_iter(int64_t extent, int64_t stride) {
+  return Iter{extent, stride, layout::Axis::warp()};
+}
+
+layout::Layout fragment_layout(std::vector<Iter> shard, std::vector<Iter> replica = {}) {
+  std::erase_if(shard, [](const Iter& iter) { return iter.extent == 1; });
+  std::erase_if(replica, [](const Iter& iter) { return iter.extent == 1; });
+  return layout::Layout(std::move(shard), std::move(replica));
+}
+
+template <typename F>
+void for_each_instruction(const vm::Body& body, const F& visit) {
+  for (const vm::Statement& statement : body) {
+    std::visit(
+        [&](const auto& node) {
+          using T = std::decay_t<decltype(node)>;
+          if constexpr (std::is_same_v<T, vm::Instruction>) {
+            visit(node);
+          } else if constexpr (std::is_same_v<T, vm::ForStmt> || std::is_same_v<T, vm::WhileStmt>) {
+            for_each_instruction(node.body, visit);
+          } else if constexpr (std::is_same_v<T, vm::IfStmt>) {
+            for_each_instruction(node.then_body, visit);
+            for_each_instruction(node.else_body, visit);
+          }
+        },
+        statement.node);
+  }
+}
+
+}  // namespace
+
+// The atoms of layout/atoms.h (mma_m16n8k16_{a,b,c}) with the warp grid and the per-warp atom
+// repetitions around them. With g = lane / 4, t = lane % 4, warp = (wr, wc), atom (i, j, s):
+//   C: row = ((wr * tiles_m + i) * 2 + h) * 8 + g,  col = (wc * tiles_n + j) * 8 + 2t + s
+//   A: row as C,                                   col = (s * 2 + kh) * 8 + 2t + e
+//   B: k = (s * 2 + kh) * 8 + 2t + e,               n = (wc * tiles_n + j) * 8 + g
+// in the slot order of the atoms (c0..c3; a0..a3 and b0, b1 as pairs of halves).
+layout::Layout MmaTiling::a_layout() const {
+  return fragment_layout(
+      {warp_iter(warps_m, warps_n), reg_iter(tiles_m(), steps_k() * 8), reg_iter(2, 2),
+       lane_iter(8, 4), reg_iter(steps_k(), 8), reg_iter(2, 4), lane_iter(4, 1), reg_iter(2, 1)},
+      {warp_iter(warps_n, 1)});
+}
+
+layout::Layout MmaTiling::b_layout() const {
+  return fragment_layout(
+      {reg_iter(steps_k(), tiles_n() * 4), reg_iter(2, 2), lane_iter(4, 1), reg_iter(2, 1),
+       warp_iter(warps_n, 1), reg_iter(tiles_n(), 4), lane_iter(8, 4)},
+      {warp_iter(warps_m, warps_n)});
+}
+
+layout::Layout MmaTiling::c_layout() const {
+  return fragment_layout({warp_iter(warps_m, warps_n), reg_iter(tiles_m(), tiles_n() * 4),
+                          reg_iter(2, 2), lane_iter(8, 4), warp_iter(warps_n, 1),
+                          reg_iter(tiles_n(), 4), lane_iter(4, 1), reg_iter(2, 1)});
+}
+
+std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& dot) {
+  const vm::TensorType& a = program.tensor(dot.a).type;
+  const vm::TensorType& b = program.tensor(dot.b).type;
+  const vm::TensorType& c = program.tensor(dot.accumulator).type;
+  if (a.dtype != b.dtype || (a.dtype != DataType::f16() && a.dtype != DataType::bf16()) ||
+      c.dtype != DataType::f32()) {
+    return std::nullopt;
+  }
+  if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2) return std::nullopt;
+  if (dot.a == dot.b || dot.accumulator == dot.a || dot.accumulator == dot.b) return std::nullopt;
+  MmaTiling tiling;
+  tiling.m = a.shape[0];
+  tiling.k = a.shape[1];
+  tiling.n = b.shape[1];
+  tiling.input = a.dtype;
+  if (b.shape[0] != tiling.k || c.shape[0] != tiling.m || c.shape[1] != tiling.n) {
+    return std::nullopt;
+  }
+  if (tiling.m % 16 != 0 || tiling.n % 8 != 0 || tiling.k % 16 != 0) return std::nullopt;
+  // The warp grid that loads the fewest operand elements per warp.
+  const int64_t warps = program.warps;
+  int64_t best_cost = -1;
+  for (int64_t wm = 1; wm <= warps; ++wm) {
+    const int64_t wn = warps / wm;
+    if (warps % wm != 0 || (tiling.m / 16) % wm != 0 || (tiling.n / 8) % wn != 0) continue;
+    const int64_t cost = 2 * (tiling.m / 16 / wm) + tiling.n / 8 / wn;
+    if (best_cost >= 0 && cost >= best_cost) continue;
+    best_cost = cost;
+    tiling.warps_m = wm;
+    tiling.warps_n = wn;
+  }
+  if (best_cost < 0) return std::nullopt;
+  // Accumulators beyond 128 registers per thread would spill: leave such tiles to SIMT.
+  if (tiling.tiles_m() * tiling.tiles_n() * 4 > 128) return std::nullopt;
+  return tiling;
+}
+
+void assign_mma_layouts(vm::Program& program) {
+  std::set<int> bitwise;  // read or written bit for bit by view or shuffle
+  std::vector<std::pair<vm::Dot, MmaTiling>> dots;
+  for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
+    if (const auto* view = std::get_if<vm::View>(&instruction)) {
+      bitwise.insert(view->source.index);
+      bitwise.insert(view->result.index);
+    } else if (const auto* shuffle = std::get_if<vm::Shuffle>(&instruction)) {
+      bitwise.insert(shuffle->source.index);
+      bitwise.insert(shuffle->result.index);
+    } else if (const auto* dot = std::get_if<vm::Dot>(&instruction)) {
+      if (auto tiling = mma_tiling(program, *dot)) dots.emplace_back(*dot, *tiling);
+    }
+  });
+  std::map<int, std::vector<layout::Layout>> wanted;
+  for (const auto& [dot, tiling] : dots) {
+    if (bitwise.contains(dot.a.index) || bitwise.contains(dot.b.index) ||
+        bitwise.contains(dot.accumulator.index)) {
+      continue;
+    }
+    wanted[dot.a.index].push_back(tiling.a_layout());
+    wanted[dot.b.index].push_back(tiling.b_layout());
+    wanted[dot.accumulator.index].push_back(tiling.c_layout());
+  }
+  for (const auto& [index, layouts] : wanted) {
+    if (std::all_of(layouts.begin(), layouts.end(),
+                    [&](const layout::Layout& l) { return l == layouts.front(); })) {
+      program.tensors[static_cast<size_t>(index)].type.layout = layouts.front();
+    }
+  }
+}
+
+void KernelEmitter::collect_mma_operands() {
+  for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
+    const auto* dot = std::get_if<vm::Dot>(&instruction);
+    if (dot == nullptr) return;
+    const std::optional<MmaTiling> tiling = mma_tiling(program, *dot);
+    if (!tiling) return;
+    if (info(dot->a).type.layout == tiling->a_layout()) mma_operands[dot->a.index] = {*tiling, 'a'};
+    if (info(dot->b).type.layout == tiling->b_layout()) mma_operands[dot->b.index] = {*tiling, 'b'};
+  });
+}
+
+void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling) {
+  const RegisterTensor& c = reg(instruction.accumulator);
+  const std::string input = tiling.input == DataType::bf16() ? "bf16" : "f16";
+  note(fmt::format("dot {}x{}x{}: mma.sync m16n8k16 {} -> f32, warps {}x{}, {}x{} atoms per warp",
+                   tiling.m, tiling.n, tiling.k, input, tiling.warps_m, tiling.warps_n,
+                   tiling.tiles_m(), tiling.tiles_n()));
+  // The operands in their fragment layouts (a register renaming when they already are).
+  auto fragments = [&](TensorId id, const layout::Layout& fragment) {
+    const RegisterMap& map = register_map(fragment, info(id).type.shape);
+    const std::vector<llvm::Value*> values = values_in(id, map);
+    std::vector<llvm::Value*> slots(static_cast<size_t>(map.slots), nullptr);
+    for (size_t e = 0; e < map.entries.size(); ++e)
+      slots[static_cast<size_t>(map.entries[e].slot)] = values[e];
+    for (llvm::Value* value : slots)
+      if (value == nullptr) unsupported("mma: an operand fragment slot holds no element");
+    return slots;
+  };
+  const std::vector<llvm::Value*> a = fragments(instruction.a, tiling.a_layout());
+  const std::vector<llvm::Value*> b = fragments(instruction.b, tiling.b_layout());
+  llvm::Type* half = value_type(tiling.input);
+  llvm::Type* pair = llvm::FixedVectorType::get(half, 2);
+  auto word = [&](const std::vector<llvm::Value*>& slots, int64_t first) {
+    llvm::Value* vector = llvm::PoisonValue::get(pair);
+    vector = builder.CreateInsertElement(vector, slots[static_cast<size_t>(first)], uint64_t{0});
+    vector =
+        builder.CreateInsertElement(vector, slots[static_cast<size_t>(first + 1)], uint64_t{1});
+    return builder.CreateBitCast(vector, i32());
+  };
+  llvm::Type* f32 = builder.getFloatTy();
+  auto* result_type = llvm::StructType::get(context, {f32, f32, f32, f32});
+  auto* asm_type = llvm::FunctionType::get(
+      result_type, {i32(), i32(), i32(), i32(), i32(), i32(), f32, f32, f32, f32}, false);
+  llvm::InlineAsm* mma = llvm::InlineAsm::get(
+      asm_type,
+      fmt::format("mma.sync.aligned.m16n8k16.row.col.f32.{0}.{0}.f32 {{$0, $1, $2, $3}}, "
+                  "{{$4, $5, $6, $7}}, {{$8, $9}}, {{$10, $11, $12, $13}};",
+                  input),
+      "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", false);
+  for (int64_t i = 0; i < tiling.tiles_m(); ++i) {
+    for (int64_t j = 0; j < tiling.tiles_n(); ++j) {
+      const int64_t c_slot = tiling.c_slot(i, j);
+      std::array<llvm::Value*, 4> d{};
+      for (int64_t q = 0; q < 4; ++q)
+        d[static_cast<size_t>(q)] = read_slot(c, c_slot + q);
+      for (int64_t s = 0; s < tiling.steps_k(); ++s) {
+        std::vector<llvm::Value*> arguments;
+        for (int64_t r = 0; r < 4; ++r)
+          arguments.push_back(word(a, tiling.a_slot(i, s) + 2 * r));
+        for (int64_t r = 0; r < 2; ++r)
+          arguments.push_back(word(b, tiling.b_slot(s, j) + 2 * r));
+        arguments.insert(arguments.end(), d.begin(), d.end());
+        llvm::CallInst* call = builder.CreateCall(asm_type, mma, arguments);
+        call->setDoesNotAccessMemory();
+        call->setConvergent();
+        for (unsigned q = 0; q < 4; ++q)
+          d[q] = builder.CreateExtractValue(call, {q});
+      }
+      for (int64_t q = 0; q < 4; ++q)
+        write_slot(c, c_slot + q, d[static_cast<size_t>(q)]);
+    }
+  }
+}
+
 // ---- dot ----------------------------------------------------------------------------------------
 
 void KernelEmitter::emit(const vm::Dot& instruction) {
+  if (const std::optional<MmaTiling> tiling = mma_tiling(program, instruction)) {
+    if (info(instruction.accumulator).type.layout == tiling->c_layout()) {
+      emit_mma(instruction, *tiling);
+      return;
+    }
+  }
   const RegisterTensor& c = reg(instruction.accumulator);
   const RegisterTensor& a = reg(instruction.a);
   const RegisterTensor& b = reg(instruction.b);

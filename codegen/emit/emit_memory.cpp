@@ -9,6 +9,7 @@
 // otherwise checked at run time, with an element-wise path for misaligned and partial runs (the
 // bounds mask). Sub-byte data moves as whole 32-bit words.
 #include <fmt/format.h>
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 
 #include <algorithm>
@@ -486,7 +487,112 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
 
 }  // namespace
 
+// ldmatrix: each lane gives the address of one 16-byte row of an 8x8 matrix of 16-bit elements;
+// lanes 8j..8j+7 the rows of matrix j, which lands in destination register j. With r = lane % 8:
+//   A (m x k, k contiguous), x4: rows r + 8 * (lane / 8 % 2), columns 8 * (lane / 16) of a
+//     16x16 atom give a0..a3 (matrices: rows 0-7 / 8-15 by columns 0-7 / 8-15).
+//   B (k x n, n contiguous), x4.trans: the same walk over k rows and two 8-column groups gives b0,
+//     b1 of two neighbouring atoms (x2.trans for a last odd one): .trans hands lane l the column
+//     l / 4, rows 2(l % 4) and 2(l % 4) + 1 of each matrix, which is the B fragment.
+bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand) {
+  const RegisterTensor& result = reg(instruction.result);
+  const SharedTile& source = tile(instruction.source);
+  if (result.packed || result.dtype.bits() != 16 || source.dtype.bits() != 16 ||
+      source.shape.size() != 2 || instruction.offsets.size() != 2) {
+    return false;
+  }
+  if (!source.swizzle.is_identity() && source.swizzle.unit_bytes() < 16) return false;
+  if (source.base_bytes % 16 != 0) return false;
+  if (!tile_run_contiguous(source, 8, divisor_of(instruction.offsets[1]))) return false;
+  const MmaTiling& t = operand.tiling;
+  llvm::Value* row0 = scalar_i32(instruction.offsets[0]);
+  llvm::Value* col0 = scalar_i32(instruction.offsets[1]);
+  llvm::Value* lane = builder.CreateAnd(thread_index, const_i32(31));
+  llvm::Value* warp = builder.CreateLShr(thread_index, 5);
+  llvm::Value* warp_m = builder.CreateUDiv(warp, const_i32(t.warps_n));
+  llvm::Value* warp_n = builder.CreateURem(warp, const_i32(t.warps_n));
+  llvm::Value* lane_row = builder.CreateAdd(
+      builder.CreateAnd(lane, const_i32(7)),
+      builder.CreateShl(builder.CreateAnd(builder.CreateLShr(lane, 3), const_i32(1)), 3));
+  llvm::Value* lane_col = builder.CreateShl(builder.CreateLShr(lane, 4), 3);
+
+  auto ldmatrix = [&](int count, bool transpose, llvm::Value* row, llvm::Value* col) {
+    auto [byte, within] = tile_address(source, {row, col});
+    (void)within;
+    llvm::Value* address = builder.CreatePtrToInt(shared_pointer(byte), i32());
+    std::vector<llvm::Type*> outputs(static_cast<size_t>(count), i32());
+    auto* asm_type =
+        llvm::FunctionType::get(llvm::StructType::get(context, outputs), {i32()}, false);
+    std::string registers;
+    std::string constraints;
+    for (int i = 0; i < count; ++i) {
+      registers += fmt::format("{}${}", i == 0 ? "" : ", ", i);
+      constraints += "=r,";
+    }
+    llvm::InlineAsm* code = llvm::InlineAsm::get(
+        asm_type,
+        fmt::format("ldmatrix.sync.aligned.m8n8.x{}{}.shared.b16 {{{}}}, [${}];", count,
+                    transpose ? ".trans" : "", registers, count),
+        constraints + "r", true);
+    llvm::CallInst* call = builder.CreateCall(asm_type, code, {address});
+    call->setOnlyReadsMemory();
+    call->setConvergent();
+    std::vector<llvm::Value*> words;
+    for (unsigned i = 0; i < static_cast<unsigned>(count); ++i)
+      words.push_back(builder.CreateExtractValue(call, {i}));
+    return words;
+  };
+  llvm::Type* pair = llvm::FixedVectorType::get(value_type(result.dtype), 2);
+  auto write_pair = [&](int64_t slot, llvm::Value* word) {
+    llvm::Value* halves = builder.CreateBitCast(word, pair);
+    write_slot(result, slot, builder.CreateExtractElement(halves, uint64_t{0}));
+    write_slot(result, slot + 1, builder.CreateExtractElement(halves, uint64_t{1}));
+  };
+  int instructions = 0;
+  if (operand.role == 'a') {
+    for (int64_t i = 0; i < t.tiles_m(); ++i) {
+      llvm::Value* row = builder.CreateAdd(
+          builder.CreateAdd(row0, lane_row),
+          builder.CreateMul(
+              builder.CreateAdd(builder.CreateMul(warp_m, const_i32(t.tiles_m())), const_i32(i)),
+              const_i32(16)));
+      for (int64_t s = 0; s < t.steps_k(); ++s) {
+        llvm::Value* col = builder.CreateAdd(builder.CreateAdd(col0, lane_col), const_i32(16 * s));
+        const std::vector<llvm::Value*> words = ldmatrix(4, false, row, col);
+        for (int64_t r = 0; r < 4; ++r)
+          write_pair(t.a_slot(i, s) + 2 * r, words[static_cast<size_t>(r)]);
+        ++instructions;
+      }
+    }
+  } else {
+    for (int64_t s = 0; s < t.steps_k(); ++s) {
+      llvm::Value* row = builder.CreateAdd(builder.CreateAdd(row0, lane_row), const_i32(16 * s));
+      for (int64_t j = 0; j < t.tiles_n(); j += 2) {
+        const bool both = j + 1 < t.tiles_n();
+        llvm::Value* col = builder.CreateAdd(
+            col0,
+            builder.CreateMul(
+                builder.CreateAdd(builder.CreateMul(warp_n, const_i32(t.tiles_n())), const_i32(j)),
+                const_i32(8)));
+        if (both) col = builder.CreateAdd(col, lane_col);
+        const std::vector<llvm::Value*> words = ldmatrix(both ? 4 : 2, true, row, col);
+        for (int64_t r = 0; r < (both ? 4 : 2); ++r) {
+          write_pair(t.b_slot(s, j + r / 2) + 2 * (r % 2), words[static_cast<size_t>(r)]);
+        }
+        ++instructions;
+      }
+    }
+  }
+  note(fmt::format("load_shared '{}': {} ldmatrix{} per warp (mma operand {})",
+                   info(instruction.result).name, instructions, operand.role == 'b' ? ".trans" : "",
+                   operand.role));
+  return true;
+}
+
 void KernelEmitter::emit(const vm::LoadShared& instruction) {
+  if (auto found = mma_operands.find(instruction.result.index); found != mma_operands.end()) {
+    if (emit_ldmatrix(instruction, found->second)) return;
+  }
   const RegisterTensor& result = reg(instruction.result);
   const SharedTile& source = tile(instruction.source);
   const int bits = result.dtype.bits();

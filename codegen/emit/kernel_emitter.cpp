@@ -166,6 +166,7 @@ std::unique_ptr<llvm::Module> KernelEmitter::emit() {
   declare_function();
   place_tiles(program.body);
   collect_assigned(program.body);
+  collect_mma_operands();
   llvm::BasicBlock* body = new_block("body");
   builder.SetInsertPoint(body);
   emit_body(program.body);

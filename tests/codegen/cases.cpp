@@ -159,7 +159,20 @@ CodegenCase copy_async_case() {
   return c;
 }
 
-// dot on small f32 and f16 tiles (exact: the same fma order as the interpreter).
+// Tolerances of a dot on mma.sync against the interpreter's k-ordered f32 fma chain. The products
+// of f16/bf16 inputs are exact in f32; the tensor core adds them in its own order (and with its
+// own rounding of the partial sums), so the f32 results differ by at most about
+// k * 2^-23 * sum |a_i b_i|. For K <= 256 and inputs in [-4, 4]: atol 2e-3 (f32 outputs). Rounded
+// to f16 (the GEMM examples, inputs in [-1, 1]), the difference can flip the last bit: rtol 2^-10
+// and atol 2e-3 for results near 0. bf16 inputs round the same way as f16 on the way in (the
+// interpreter and the GPU see the same codes), so the same tolerances hold.
+constexpr double kMmaF32Rtol = 1e-5;
+constexpr double kMmaF32Atol = 2e-3;
+constexpr double kMmaF16Rtol = 1.0 / 1024;
+constexpr double kMmaF16Atol = 2e-3;
+
+// dot on small f32, f16 and bf16 tiles: f32 runs the SIMT path (exact: the interpreter's fma
+// order), f16 and bf16 run mma.sync (within the tolerances above).
 CodegenCase dot_case(DataType in) {
   KernelBuilder b(fmt::format("dot_{}", in.name()));
   Pointer a = b.pointer("a", in);
@@ -175,6 +188,10 @@ CodegenCase dot_case(DataType in) {
   c.program = b.finish();
   c.name = c.program.name;
   c.arguments = {input(in, 32 * 16), input(in, 16 * 32), output(f32, 32 * 32)};
+  if (in == f16 || in == bf16) {
+    c.rtol = kMmaF32Rtol;
+    c.atol = kMmaF32Atol;
+  }
   return c;
 }
 
@@ -261,7 +278,7 @@ std::vector<CodegenCase> codegen_cases() {
     cases.push_back(std::move(c));
   }
   {
-    CodegenCase c{"gemm_f16", examples::gemm({}), {}, 0, 0};
+    CodegenCase c{"gemm_f16", examples::gemm({}), {}, kMmaF16Rtol, kMmaF16Atol};
     c.arguments = {input(f16, 96 * 136, -1, 1),
                    input(f16, 136 * 80, -1, 1),
                    output(f16, 96 * 80),
@@ -279,8 +296,8 @@ std::vector<CodegenCase> codegen_cases() {
                                   .warps = 4,
                                   .swizzle = Swizzle::bytes64()}),
                   {},
-                  0,
-                  0};
+                  kMmaF16Rtol,
+                  kMmaF16Atol};
     c.arguments = {input(f16, 128 * 256, -1, 1),
                    input(f16, 256 * 128, -1, 1),
                    output(f16, 128 * 128),
@@ -345,6 +362,7 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(copy_async_case());
   cases.push_back(dot_case(f32));
   cases.push_back(dot_case(f16));
+  cases.push_back(dot_case(bf16));
   cases.push_back(shuffle_case(vm::ShuffleMode::Xor, 1));
   cases.push_back(shuffle_case(vm::ShuffleMode::Down, 3));
   cases.push_back(shuffle_case(vm::ShuffleMode::Up, 5));

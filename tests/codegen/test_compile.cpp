@@ -113,6 +113,33 @@ TEST_CASE("compile reports stages, parameters and launch shape", "[codegen]") {
   CHECK(codegen::to_string(kernel.report).find("O3") != std::string::npos);
 }
 
+TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stays SIMT",
+          "[codegen]") {
+  const codegen::Target target = codegen::Target::parse("sm_80");
+  auto notes_of = [&](const vm::Program& program) {
+    std::string text;
+    for (const std::string& note : codegen::compile(program, target).report.notes)
+      text += note + "\n";
+    return text;
+  };
+  const std::string gemm = notes_of(examples::gemm({}));
+  INFO(gemm);
+  CHECK(gemm.find("mma.sync m16n8k16 f16") != std::string::npos);
+  CHECK(gemm.find("ldmatrix per warp (mma operand a)") != std::string::npos);
+  CHECK(gemm.find("ldmatrix.trans per warp (mma operand b)") != std::string::npos);
+  CHECK(gemm.find("SIMT") == std::string::npos);
+  for (const testing::CodegenCase& c : testing::codegen_cases()) {
+    if (c.name != "dot_f32" && c.name != "dot_bf16") continue;
+    const std::string notes = notes_of(c.program);
+    INFO(c.name << "\n" << notes);
+    if (c.name == "dot_f32") {
+      CHECK(notes.find("SIMT") != std::string::npos);
+    } else {
+      CHECK(notes.find("mma.sync m16n8k16 bf16") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("unsupported instructions name the kernel, the instruction and the line", "[codegen]") {
   dsl::KernelBuilder b("prints");
   dsl::Pointer x = b.pointer("x", dsl::f32);
@@ -148,6 +175,15 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   CHECK(vector_add.find("STG.E.128") != std::string::npos);
   const std::string gemm = sass_of(codegen::compile(examples::gemm({}), target), *nvdisasm);
   CHECK(gemm.find("LDGSTS.E.BYPASS.128") != std::string::npos);
+  CHECK(gemm.find("HMMA.16816.F32") != std::string::npos);
+  CHECK(gemm.find("LDSM.16.M88.4") != std::string::npos);
+  CHECK(gemm.find("LDSM.16.MT88.4") != std::string::npos);
+  const std::string gemm_swizzled =
+      sass_of(codegen::compile(
+                  examples::gemm({.stages = 3, .swizzle = layout::Swizzle::bytes128()}), target),
+              *nvdisasm);
+  CHECK(gemm_swizzled.find("HMMA.16816.F32") != std::string::npos);
+  CHECK(gemm_swizzled.find("LDSM.16.MT88.4") != std::string::npos);
   const std::string gemv = sass_of(codegen::compile(examples::gemv_u4({}), target), *nvdisasm);
   CHECK(gemv.find("LOP3") != std::string::npos);
   CHECK(gemv.find("HFMA2") != std::string::npos);
