@@ -9,3 +9,6 @@ for tool_dir in "$venv"/lib/python3*/site-packages/nvidia/*/bin; do
 done
 export PATH
 export NIBBLE_BUILD_DIR="$build"
+# ccache keys without the build directory, so that build/ and the pip build (build/pip) share
+# their objects.
+export CCACHE_NOHASHDIR=1

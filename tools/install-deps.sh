@@ -50,7 +50,7 @@ fi
 python="$venv/bin/python"
 
 python_modules_present() {
-  "$python" -c "import pytest, numpy, ml_dtypes, pybind11" >/dev/null 2>&1 &&
+  "$python" -c "import pytest, numpy, ml_dtypes, pybind11, scikit_build_core" >/dev/null 2>&1 &&
     "$python" -c "import ml_dtypes; ml_dtypes.float4_e2m1fn" >/dev/null 2>&1 &&
     [[ -n "$(find_pip_tool nvdisasm)" ]]
 }

@@ -11,8 +11,14 @@ source "$here/env.sh"
 ctest --test-dir "$build" --output-on-failure -j "${NIBBLE_JOBS:-2}"
 ctest_status=$?
 
-"$python" -m pytest -q "$repo/tests/python"
-pytest_status=$?
+# The Python suite tests the installed package: pip builds it incrementally in build/pip.
+if CMAKE_BUILD_PARALLEL_LEVEL="${NIBBLE_JOBS:-2}" "$python" -m pip install -q --no-build-isolation "$repo"; then
+  "$python" -m pytest -q "$repo/tests/python"
+  pytest_status=$?
+else
+  echo "pip install of the nibble package failed" >&2
+  pytest_status=1
+fi
 
 if ((ctest_status != 0 || pytest_status != 0)); then
   echo "tests failed: ctest exit $ctest_status, pytest exit $pytest_status" >&2
