@@ -19,7 +19,6 @@
 #include "codegen/compile.h"
 #include "codegen/ptxas.h"
 #include "codegen/target.h"
-#include "vm/parser.h"
 #include "vm/printer.h"
 
 namespace nibble::cli {
@@ -105,10 +104,7 @@ int run_compile(Arguments args, std::ostream& out) {
   if (path.empty()) throw UsageError{"a program FILE is needed"};
   if (emit == "cubin" && !output) throw UsageError{"--emit cubin writes a binary: give -o FILE"};
   const codegen::Target target = codegen::Target::parse(target_name);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot open '{}'", path));
-  const vm::Program program = vm::parse_program(std::string(std::istreambuf_iterator<char>(in), {}),
-                                                path, vm::TextLocations::Text);
+  const vm::Program program = read_program_file(path);
 
   codegen::CompileOptions options;
   options.keep_llvm_ir = emit == "llvm";

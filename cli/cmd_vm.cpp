@@ -33,13 +33,6 @@ namespace {
 namespace fs = std::filesystem;
 using dtypes::DataType;
 
-vm::Program load_program(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot open '{}'", path));
-  const std::string text(std::istreambuf_iterator<char>(in), {});
-  return vm::parse_program(text, path, vm::TextLocations::Text);
-}
-
 // Prints every diagnostic; true when the program is well formed.
 bool report(const vm::Program& program, std::ostream& out) {
   const std::vector<vm::Diagnostic> diagnostics = vm::verify(program);
@@ -135,6 +128,13 @@ std::string preview(DataType type, const std::vector<uint8_t>& bytes) {
 
 }  // namespace
 
+vm::Program read_program_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("cannot open '{}'", path));
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  return vm::parse_program(text, path, vm::TextLocations::Text);
+}
+
 int run_check(Arguments args, std::ostream& out) {
   std::string path;
   bool print = false;
@@ -150,7 +150,7 @@ int run_check(Arguments args, std::ostream& out) {
     }
   }
   if (path.empty()) throw UsageError{"a program FILE is needed"};
-  vm::Program program = load_program(path);
+  vm::Program program = read_program_file(path);
   if (!report(program, out)) return 1;
   out << fmt::format("{}: kernel '{}' is well formed: {} parameters, {} tensors, {} statements\n",
                      path, program.name, program.params.size(), program.tensors.size(),
@@ -199,7 +199,7 @@ int run_run(Arguments args, std::ostream& out) {
     }
   }
   if (path.empty()) throw UsageError{"a program FILE is needed"};
-  vm::Program program = load_program(path);
+  vm::Program program = read_program_file(path);
   if (!report(program, out)) return 1;
   vm::run_default_passes(program);
   if (grid) {

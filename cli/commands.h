@@ -6,6 +6,8 @@
 #include <span>
 #include <string>
 
+#include "vm/program.h"
+
 namespace nibble::cli {
 
 // Thrown for a malformed command line; main() prints it with the usage of the subcommand.
@@ -14,6 +16,9 @@ struct UsageError {
 };
 
 using Arguments = std::span<const std::string>;
+
+// A VM program file, parsed with statement locations pointing into it (cmd_vm.cpp).
+vm::Program read_program_file(const std::string& path);
 
 int run_dtypes(Arguments args, std::ostream& out);
 int run_demo(Arguments args, std::ostream& out);
