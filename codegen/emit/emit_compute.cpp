@@ -6,14 +6,19 @@
 //
 // reduce and the SIMT dot accumulate in index order, rounding after each step, exactly as the
 // interpreter does: within a thread when the layouts keep a reduced line in one thread, through
-// the shared scratch region otherwise. A dot on mma.sync (f16/bf16 into f32) accumulates each
-// 16-deep step of k in the tensor core's order: compared with a tolerance.
+// the shared scratch region otherwise. When a line is spread over lanes of one warp, reduce
+// combines each thread's partial value with shfl.sync.bfly steps instead: max and min stay exact,
+// sums are added in butterfly order and compared with a tolerance. A dot on mma.sync (f16/bf16
+// into f32) accumulates each 16-deep step of k in the tensor core's order: also a tolerance.
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <functional>
+#include <optional>
 #include <map>
 #include <set>
 
@@ -278,8 +283,6 @@ void KernelEmitter::emit(const vm::Elementwise& instruction) {
 
 // ---- reduce -----------------------------------------------------------------------------------
 
-namespace {
-
 // One step of a reduction in the result's type, as the interpreter rounds it.
 struct Accumulate {
   KernelEmitter& e;
@@ -316,7 +319,210 @@ struct Accumulate {
   }
 };
 
+namespace {
+
+// A reduce across the lanes of one warp. The source's primary slots fall into groups, each
+// holding (in every thread) elements of one reduced line; each thread accumulates a group's
+// slots in logical order, then the partial values of the lanes that differ in the bits of the
+// group's `lanes` are combined by butterfly shuffles, so every one of those lanes ends with the
+// whole line. `direct[e]`: the group that holds result entry e's line in every thread, or -1 for
+// an entry no thread holds; empty when the result layout wants the lines elsewhere (they then
+// pass through the scratch region, one value per line).
+struct ShuffleGroup {
+  std::vector<int64_t> slots;
+  int64_t lanes = 0;
+};
+struct ShufflePlan {
+  std::vector<ShuffleGroup> groups;
+  std::vector<int64_t> direct;
+  int steps() const {
+    int most = 0;
+    for (const ShuffleGroup& group : groups)
+      most = std::max(most, std::popcount(static_cast<uint64_t>(group.lanes)));
+    return most;
+  }
+};
+
+// The plan, checked element by element for every thread of the block; nullopt when the
+// contributors of some line are not exactly a power-of-two set of lanes of one warp.
+// line_of(x) = (flat index in the result shape, position along the axis) of source element x.
+std::optional<ShufflePlan> plan_shuffle_reduce(
+    const RegisterMap& source, const RegisterMap& result, int64_t extent,
+    const std::function<std::pair<int64_t, int64_t>(int64_t)>& line_of) {
+  const int64_t threads = source.threads;
+  if (result.threads != threads || threads % 32 != 0) return std::nullopt;
+  // Groups from thread 0, by line, each in logical order.
+  std::map<int64_t, std::vector<std::pair<int64_t, int64_t>>> by_line;  // line -> (k, slot)
+  for (const SlotEntry& s : source.entries) {
+    if (!s.primary) continue;
+    const int64_t x = source.element_at(0, s.slot);
+    if (x < 0) return std::nullopt;
+    const auto [line, k] = line_of(x);
+    by_line[line].emplace_back(k, s.slot);
+  }
+  ShufflePlan plan;
+  bool across_lanes = false;
+  for (auto& [line, members] : by_line) {
+    std::sort(members.begin(), members.end());
+    ShuffleGroup group;
+    for (const auto& [k, slot] : members)
+      group.slots.push_back(slot);
+    for (int bit = 0; bit < 5; ++bit) {
+      const int64_t x = source.element_at(int64_t{1} << bit, group.slots[0]);
+      if (x >= 0 && line_of(x).first == line) group.lanes |= int64_t{1} << bit;
+    }
+    across_lanes = across_lanes || group.lanes != 0;
+    plan.groups.push_back(std::move(group));
+  }
+  if (!across_lanes) return std::nullopt;
+  // Every thread: each group's lanes hold, in its slots, each element of one line exactly once.
+  std::vector<int64_t> line_at(static_cast<size_t>(threads) * plan.groups.size());
+  for (int64_t t = 0; t < threads; ++t) {
+    for (size_t g = 0; g < plan.groups.size(); ++g) {
+      const ShuffleGroup& group = plan.groups[g];
+      const int64_t first = source.element_at(t, group.slots[0]);
+      if (first < 0) return std::nullopt;
+      const int64_t line = line_of(first).first;
+      std::vector<int64_t> positions;
+      for (int64_t m = 0; m < 32; ++m) {
+        if ((m & ~group.lanes) != 0) continue;
+        for (const int64_t slot : group.slots) {
+          const int64_t x = source.element_at(t ^ m, slot);
+          if (x < 0 || line_of(x).first != line) return std::nullopt;
+          positions.push_back(line_of(x).second);
+        }
+      }
+      std::sort(positions.begin(), positions.end());
+      if (static_cast<int64_t>(positions.size()) != extent) return std::nullopt;
+      for (int64_t k = 0; k < extent; ++k)
+        if (positions[static_cast<size_t>(k)] != k) return std::nullopt;
+      line_at[static_cast<size_t>(t) * plan.groups.size() + g] = line;
+    }
+  }
+  // Does each result entry find its line in the same group in every thread?
+  for (const SlotEntry& entry : result.entries) {
+    int64_t found = -1;
+    bool ok = true;
+    for (int64_t t = 0; t < threads && ok; ++t) {
+      const int64_t x = result.element_at(t, entry.slot);
+      if (x < 0) continue;
+      if (found < 0) {
+        for (size_t g = 0; g < plan.groups.size() && found < 0; ++g)
+          if (line_at[static_cast<size_t>(t) * plan.groups.size() + g] == x)
+            found = static_cast<int64_t>(g);
+        ok = found >= 0;
+      } else {
+        ok = line_at[static_cast<size_t>(t) * plan.groups.size() + static_cast<size_t>(found)] ==
+             x;
+      }
+    }
+    if (!ok) {
+      plan.direct.clear();
+      break;
+    }
+    plan.direct.push_back(found);
+  }
+  return plan;
+}
+
 }  // namespace
+
+bool KernelEmitter::emit_shuffle_reduce(const vm::Reduce& instruction, Accumulate& accumulate) {
+  const RegisterTensor& source = reg(instruction.source);
+  const RegisterTensor& result = reg(instruction.result);
+  const layout::Shape& from = info(instruction.source).type.shape;
+  const layout::Shape& to = info(instruction.result).type.shape;
+  const auto axis = static_cast<size_t>(instruction.axis);
+  const int64_t extent = from[axis];
+  auto line_of = [&](int64_t x) {
+    std::vector<int64_t> index(from.size());
+    for (size_t d = from.size(); d-- > 0;) {
+      index[d] = x % from[d];
+      x /= from[d];
+    }
+    const int64_t k = index[axis];
+    index[axis] = 0;
+    int64_t flat = 0;
+    for (size_t d = 0; d < to.size(); ++d)
+      flat = flat * to[d] + index[d];
+    return std::pair<int64_t, int64_t>{flat, k};
+  };
+  const std::optional<ShufflePlan> plan =
+      plan_shuffle_reduce(*source.map, *result.map, extent, line_of);
+  if (!plan) return false;
+  const bool direct = !plan->direct.empty() || result.map->entries.empty();
+  note(fmt::format("reduce: {} shuffle steps ('{}'){}", plan->steps(),
+                   info(instruction.source).name,
+                   direct ? "" : ", to the result layout through shared memory"));
+  Accumulate combine{*this, instruction.op, result.dtype, result.dtype};
+  auto shuffle_xor = [&](llvm::Value* value, int64_t lane_mask) -> llvm::Value* {
+    llvm::Value* bits = to_bits(value);
+    const unsigned width = bits->getType()->getIntegerBitWidth();
+    auto move = [&](llvm::Value* word) {
+      return builder.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_bfly_i32, {},
+                                     {const_i32(-1), word, const_i32(lane_mask), const_i32(31)});
+    };
+    if (width <= 32) return from_bits(move(builder.CreateZExtOrTrunc(bits, i32())), result.dtype);
+    llvm::Value* low = move(builder.CreateTrunc(bits, i32()));
+    llvm::Value* high = move(builder.CreateTrunc(builder.CreateLShr(bits, 32), i32()));
+    llvm::Value* joined = builder.CreateOr(
+        builder.CreateZExt(low, i64()), builder.CreateShl(builder.CreateZExt(high, i64()), 32));
+    return from_bits(joined, result.dtype);
+  };
+  std::vector<llvm::Value*> lines;  // per group
+  for (const ShuffleGroup& group : plan->groups) {
+    llvm::Value* partial = accumulate.first(read_slot(source, group.slots[0]));
+    for (size_t j = 1; j < group.slots.size(); ++j)
+      partial = accumulate.step(partial, read_slot(source, group.slots[j]));
+    lines.push_back(partial);
+  }
+  // Butterfly over the lane bits, every group at each step (independent shuffles interleave).
+  for (int bit = 0; bit < 5; ++bit) {
+    for (size_t g = 0; g < lines.size(); ++g) {
+      if ((plan->groups[g].lanes & (int64_t{1} << bit)) == 0) continue;
+      lines[g] = combine.step(lines[g], shuffle_xor(lines[g], int64_t{1} << bit));
+    }
+  }
+  std::vector<llvm::Value*> out(result.map->entries.size(), nullptr);
+  if (direct) {
+    for (size_t e = 0; e < out.size(); ++e) {
+      out[e] = plan->direct[e] < 0 ? llvm::Constant::getNullValue(value_type(result.dtype))
+                                   : lines[static_cast<size_t>(plan->direct[e])];
+    }
+    write_entries(result, out);
+    return true;
+  }
+  // One value per line through the scratch region, at the line's flat index in the result shape.
+  llvm::Type* type = value_type(result.dtype);
+  const int64_t bytes = type->getPrimitiveSizeInBits().getFixedValue() / 8;
+  const int64_t base = reserve_scratch(layout::shape_size(to) * bytes);
+  auto address = [&](const std::vector<llvm::Value*>& index) {
+    llvm::Value* flat = const_i32(0);
+    for (size_t d = 0; d < to.size(); ++d) {
+      llvm::Value* i = d == axis ? const_i32(0) : index[d];
+      flat = builder.CreateAdd(builder.CreateMul(flat, const_i32(to[d])), i);
+    }
+    return flat;
+  };
+  barrier();
+  guarded(source.thread->primary, [&] {
+    for (size_t g = 0; g < lines.size(); ++g) {
+      const SlotEntry* entry = source.map->entry_of_slot(plan->groups[g].slots[0]);
+      llvm::Value* flat = address(entry_index(source, *entry));
+      builder.CreateStore(lines[g], shared_pointer(builder.CreateAdd(
+                                        const_i32(base), builder.CreateMul(flat, const_i32(bytes)))));
+    }
+  });
+  barrier();
+  for (size_t e = 0; e < out.size(); ++e) {
+    llvm::Value* flat = builder.CreateSelect(
+        result.thread->valid, address(entry_index(result, result.map->entries[e])), const_i32(0));
+    out[e] = builder.CreateLoad(type, shared_pointer(builder.CreateAdd(
+                                          const_i32(base), builder.CreateMul(flat, const_i32(bytes)))));
+  }
+  write_entries(result, out);
+  return true;
+}
 
 void KernelEmitter::emit(const vm::Reduce& instruction) {
   const RegisterTensor& source = reg(instruction.source);
@@ -366,6 +572,7 @@ void KernelEmitter::emit(const vm::Reduce& instruction) {
     write_entries(result, out);
     return;
   }
+  if (emit_shuffle_reduce(instruction, accumulate)) return;
   note(fmt::format("reduce '{}': across threads through shared memory",
                    info(instruction.source).name));
   llvm::Type* element_type = value_type(source.dtype);

@@ -108,6 +108,8 @@ std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& d
 // dots want in different layouts, or that a view or shuffle reads bit for bit, keeps its own).
 void assign_mma_layouts(vm::Program& program);
 
+struct Accumulate;
+
 class KernelEmitter {
  public:
   KernelEmitter(const vm::Program& program, const Target& target, llvm::LLVMContext& context);
@@ -240,6 +242,9 @@ class KernelEmitter {
   void emit(const vm::Reshape&);
   void emit(const vm::Elementwise&);
   void emit(const vm::Reduce&);
+  // reduce across the lanes of a warp through shfl.sync.bfly; false when the layouts do not
+  // allow it (emit_compute.cpp).
+  bool emit_shuffle_reduce(const vm::Reduce& instruction, Accumulate& accumulate);
   void emit(const vm::Dot&);
   void emit(const vm::Shuffle&);
   void emit(const vm::Print&);
