@@ -280,7 +280,8 @@ struct AssignStmt {
 };
 
 struct Statement {
-  using Node = std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt>;
+  using Node =
+      std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt>;
   Node node;
   SourceLocation location;
 };

@@ -18,8 +18,8 @@
 #include <array>
 #include <bit>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "codegen/emit/kernel_emitter.h"
@@ -412,8 +412,7 @@ std::optional<ShufflePlan> plan_shuffle_reduce(
             found = static_cast<int64_t>(g);
         ok = found >= 0;
       } else {
-        ok = line_at[static_cast<size_t>(t) * plan.groups.size() + static_cast<size_t>(found)] ==
-             x;
+        ok = line_at[static_cast<size_t>(t) * plan.groups.size() + static_cast<size_t>(found)] == x;
       }
     }
     if (!ok) {
@@ -465,8 +464,8 @@ bool KernelEmitter::emit_shuffle_reduce(const vm::Reduce& instruction, Accumulat
     if (width <= 32) return from_bits(move(builder.CreateZExtOrTrunc(bits, i32())), result.dtype);
     llvm::Value* low = move(builder.CreateTrunc(bits, i32()));
     llvm::Value* high = move(builder.CreateTrunc(builder.CreateLShr(bits, 32), i32()));
-    llvm::Value* joined = builder.CreateOr(
-        builder.CreateZExt(low, i64()), builder.CreateShl(builder.CreateZExt(high, i64()), 32));
+    llvm::Value* joined = builder.CreateOr(builder.CreateZExt(low, i64()),
+                                           builder.CreateShl(builder.CreateZExt(high, i64()), 32));
     return from_bits(joined, result.dtype);
   };
   std::vector<llvm::Value*> lines;  // per group
@@ -509,16 +508,18 @@ bool KernelEmitter::emit_shuffle_reduce(const vm::Reduce& instruction, Accumulat
     for (size_t g = 0; g < lines.size(); ++g) {
       const SlotEntry* entry = source.map->entry_of_slot(plan->groups[g].slots[0]);
       llvm::Value* flat = address(entry_index(source, *entry));
-      builder.CreateStore(lines[g], shared_pointer(builder.CreateAdd(
-                                        const_i32(base), builder.CreateMul(flat, const_i32(bytes)))));
+      builder.CreateStore(
+          lines[g], shared_pointer(builder.CreateAdd(const_i32(base),
+                                                     builder.CreateMul(flat, const_i32(bytes)))));
     }
   });
   barrier();
   for (size_t e = 0; e < out.size(); ++e) {
     llvm::Value* flat = builder.CreateSelect(
         result.thread->valid, address(entry_index(result, result.map->entries[e])), const_i32(0));
-    out[e] = builder.CreateLoad(type, shared_pointer(builder.CreateAdd(
-                                          const_i32(base), builder.CreateMul(flat, const_i32(bytes)))));
+    out[e] =
+        builder.CreateLoad(type, shared_pointer(builder.CreateAdd(
+                                     const_i32(base), builder.CreateMul(flat, const_i32(bytes)))));
   }
   write_entries(result, out);
   return true;

@@ -143,8 +143,7 @@ TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stay
 
 TEST_CASE("row reductions within a warp go through warp shuffles", "[codegen]") {
   const vm::Program softmax = examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4});
-  const codegen::CompiledKernel kernel =
-      codegen::compile(softmax, codegen::Target::parse("sm_80"));
+  const codegen::CompiledKernel kernel = codegen::compile(softmax, codegen::Target::parse("sm_80"));
   std::string notes;
   for (const std::string& note : kernel.report.notes)
     notes += note + "\n";
@@ -201,8 +200,7 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   CHECK(gemm_swizzled.find("HMMA.16816.F32") != std::string::npos);
   CHECK(gemm_swizzled.find("LDSM.16.MT88.4") != std::string::npos);
   const std::string softmax = sass_of(
-      codegen::compile(examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4}),
-                       target),
+      codegen::compile(examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4}), target),
       *nvdisasm);
   CHECK(softmax.find("SHFL.BFLY") != std::string::npos);
   const std::string gemv = sass_of(codegen::compile(examples::gemv_u4({}), target), *nvdisasm);
