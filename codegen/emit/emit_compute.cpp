@@ -27,6 +27,26 @@
 namespace nibble::codegen {
 namespace {
 
+// The LLVM predicate of a comparison: ordered for floats (NaN compares false) except `ne`,
+// which is unordered (NaN != x is true); signed for integers (stored values are sign-correct).
+llvm::CmpInst::Predicate comparison_predicate(vm::ElementwiseOp op, bool on_floats) {
+  using P = llvm::CmpInst::Predicate;
+  switch (op) {
+    case vm::ElementwiseOp::Eq:
+      return on_floats ? P::FCMP_OEQ : P::ICMP_EQ;
+    case vm::ElementwiseOp::Ne:
+      return on_floats ? P::FCMP_UNE : P::ICMP_NE;
+    case vm::ElementwiseOp::Lt:
+      return on_floats ? P::FCMP_OLT : P::ICMP_SLT;
+    case vm::ElementwiseOp::Le:
+      return on_floats ? P::FCMP_OLE : P::ICMP_SLE;
+    case vm::ElementwiseOp::Gt:
+      return on_floats ? P::FCMP_OGT : P::ICMP_SGT;
+    default:
+      return on_floats ? P::FCMP_OGE : P::ICMP_SGE;
+  }
+}
+
 bool is_comparison(vm::ElementwiseOp op) {
   using vm::ElementwiseOp;
   return op == ElementwiseOp::Eq || op == ElementwiseOp::Ne || op == ElementwiseOp::Lt ||
@@ -90,49 +110,11 @@ void KernelEmitter::emit(const vm::Elementwise& instruction) {
       if (on_floats) {
         llvm::Value* a = to_real(in[0].at(e), in[0].dtype, compute);
         llvm::Value* b = to_real(in[1].at(e), in[1].dtype, compute);
-        switch (op) {
-          case ElementwiseOp::Eq:
-            condition = builder.CreateFCmpOEQ(a, b);
-            break;
-          case ElementwiseOp::Ne:
-            condition = builder.CreateFCmpUNE(a, b);
-            break;
-          case ElementwiseOp::Lt:
-            condition = builder.CreateFCmpOLT(a, b);
-            break;
-          case ElementwiseOp::Le:
-            condition = builder.CreateFCmpOLE(a, b);
-            break;
-          case ElementwiseOp::Gt:
-            condition = builder.CreateFCmpOGT(a, b);
-            break;
-          default:
-            condition = builder.CreateFCmpOGE(a, b);
-            break;
-        }
+        condition = builder.CreateCmp(comparison_predicate(op, /*on_floats=*/true), a, b);
       } else {
         llvm::Value* a = to_integer(in[0].at(e), in[0].dtype, i64());
         llvm::Value* b = to_integer(in[1].at(e), in[1].dtype, i64());
-        switch (op) {
-          case ElementwiseOp::Eq:
-            condition = builder.CreateICmpEQ(a, b);
-            break;
-          case ElementwiseOp::Ne:
-            condition = builder.CreateICmpNE(a, b);
-            break;
-          case ElementwiseOp::Lt:
-            condition = builder.CreateICmpSLT(a, b);
-            break;
-          case ElementwiseOp::Le:
-            condition = builder.CreateICmpSLE(a, b);
-            break;
-          case ElementwiseOp::Gt:
-            condition = builder.CreateICmpSGT(a, b);
-            break;
-          default:
-            condition = builder.CreateICmpSGE(a, b);
-            break;
-        }
+        condition = builder.CreateCmp(comparison_predicate(op, /*on_floats=*/false), a, b);
       }
       out[e] = one_or_zero(condition);
     }

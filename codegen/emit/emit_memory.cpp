@@ -89,6 +89,30 @@ llvm::Type* access_type(llvm::LLVMContext& context, int64_t bits) {
 
 }  // namespace
 
+llvm::Value* KernelEmitter::gather_slots(const RegisterTensor& tensor,
+                                         const std::vector<const SlotEntry*>& slots,
+                                         int64_t access_bits) {
+  llvm::Type* type = access_type(context, access_bits);
+  if (tensor.packed) {
+    const int64_t first_word = slots.front()->slot * tensor.dtype.bits() / 32;
+    if (access_bits == 32) return read_word(tensor, first_word);
+    llvm::Value* data = llvm::PoisonValue::get(type);
+    for (int64_t w = 0; w < access_bits / 32; ++w) {
+      data = builder.CreateInsertElement(data, read_word(tensor, first_word + w),
+                                         static_cast<uint64_t>(w));
+    }
+    return data;
+  }
+  llvm::Type* vector =
+      llvm::FixedVectorType::get(value_type(tensor.dtype), static_cast<unsigned>(slots.size()));
+  llvm::Value* data = llvm::PoisonValue::get(vector);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    data = builder.CreateInsertElement(data, read_slot(tensor, slots[i]->slot),
+                                       static_cast<uint64_t>(i));
+  }
+  return builder.CreateBitCast(data, type);
+}
+
 // ---- helpers shared by the memory emitters ------------------------------------------------------
 
 namespace {
@@ -389,28 +413,7 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
-      llvm::Type* type = access_type(context, access_bits);
-      llvm::Value* data = nullptr;
-      if (value.packed) {
-        const int64_t first_word = run.front()->slot * bits / 32;
-        if (access_bits == 32) {
-          data = read_word(value, first_word);
-        } else {
-          data = llvm::PoisonValue::get(type);
-          for (int64_t w = 0; w < access_bits / 32; ++w)
-            data = builder.CreateInsertElement(data, read_word(value, first_word + w),
-                                               static_cast<uint64_t>(w));
-        }
-      } else {
-        llvm::Type* vector =
-            llvm::FixedVectorType::get(value_type(value.dtype), static_cast<unsigned>(k));
-        data = llvm::PoisonValue::get(vector);
-        for (int64_t i = 0; i < k; ++i) {
-          data = builder.CreateInsertElement(
-              data, read_slot(value, run[static_cast<size_t>(i)]->slot), static_cast<uint64_t>(i));
-        }
-        data = builder.CreateBitCast(data, type);
-      }
+      llvm::Value* data = gather_slots(value, run, access_bits);
       llvm::BasicBlock* vector_block = new_block("store_vector");
       llvm::BasicBlock* scalar_block = new_block("store_elements");
       llvm::BasicBlock* join = new_block("store_join");
@@ -695,29 +698,7 @@ void KernelEmitter::emit(const vm::StoreShared& instruction) {
       if (k > 1 && run.front()->primary && tile_run_contiguous(destination, k, last_divisor) &&
           (!value.packed || (k * bits) % 32 == 0)) {
         const int64_t access_bits = k * bits;
-        llvm::Type* type = access_type(context, access_bits);
-        llvm::Value* data = nullptr;
-        if (value.packed) {
-          const int64_t first_word = run.front()->slot * bits / 32;
-          if (access_bits == 32) {
-            data = read_word(value, first_word);
-          } else {
-            data = llvm::PoisonValue::get(type);
-            for (int64_t w = 0; w < access_bits / 32; ++w)
-              data = builder.CreateInsertElement(data, read_word(value, first_word + w),
-                                                 static_cast<uint64_t>(w));
-          }
-        } else {
-          llvm::Type* vector =
-              llvm::FixedVectorType::get(value_type(value.dtype), static_cast<unsigned>(k));
-          data = llvm::PoisonValue::get(vector);
-          for (int64_t i = 0; i < k; ++i) {
-            data = builder.CreateInsertElement(data,
-                                               read_slot(value, run[static_cast<size_t>(i)]->slot),
-                                               static_cast<uint64_t>(i));
-          }
-          data = builder.CreateBitCast(data, type);
-        }
+        llvm::Value* data = gather_slots(value, run, access_bits);
         auto [byte, within] = tile_address(destination, index_of(*run.front()));
         (void)within;
         auto* store = builder.CreateStore(data, shared_pointer(byte));

@@ -183,6 +183,10 @@ class KernelEmitter {
   void write_slot(const RegisterTensor& tensor, int64_t slot, llvm::Value* value);
   llvm::Value* read_word(const RegisterTensor& tensor, int64_t word);
   void write_word(const RegisterTensor& tensor, int64_t word, llvm::Value* value);
+  // Consecutive slots of a thread as one `access_bits`-wide value for a vector store: whole
+  // 32-bit words for packed sub-byte tensors, else the slots' elements bit-cast together.
+  llvm::Value* gather_slots(const RegisterTensor& tensor,
+                            const std::vector<const SlotEntry*>& slots, int64_t access_bits);
   // The logical index of an entry's element in this thread (i32 per dimension).
   std::vector<llvm::Value*> entry_index(const RegisterTensor& tensor, const SlotEntry& entry);
   // The per-thread bit stream of a tensor as 32-bit words, and back (view, shuffle).
