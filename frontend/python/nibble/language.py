@@ -3,7 +3,8 @@ syntax.
 
 Outside a kernel the built-ins do nothing but explain themselves: `@nibble.jit` reads the
 kernel's syntax tree and turns each call into VM statements (compiler.py, one method per
-built-in, `_builtin_<name>`). Each stub here carries the built-in's name and its documentation.
+built-in, `_builtin_<name>`). Each function here carries the built-in's name and its
+documentation, and raises when called outside a kernel.
 """
 from __future__ import annotations
 
@@ -43,14 +44,14 @@ class constexpr:  # noqa: N801 (an annotation, spelled as Triton spells it)
 
 def _builtin(name: str):
     def wrap(function):
-        def stub(*args, **kwargs):
+        def outside_kernel(*args, **kwargs):
             raise RuntimeError(f"nibble.{name}() is only meaningful inside a @nibble.jit kernel")
 
-        stub.__name__ = name
-        stub.__qualname__ = name
-        stub.__doc__ = function.__doc__
-        stub.__nibble_builtin__ = name
-        return stub
+        outside_kernel.__name__ = name
+        outside_kernel.__qualname__ = name
+        outside_kernel.__doc__ = function.__doc__
+        outside_kernel.__nibble_builtin__ = name
+        return outside_kernel
 
     return wrap
 
