@@ -627,24 +627,6 @@ void KernelEmitter::emit(const vm::Reduce& instruction) {
 
 namespace {
 
-using layout::Iter;
-
-Iter lane_iter(int64_t extent, int64_t stride) {
-  return Iter{extent, stride, layout::Axis::lane()};
-}
-Iter reg_iter(int64_t extent, int64_t stride) {
-  return Iter{extent, stride, layout::Axis::reg()};
-}
-Iter warp_iter(int64_t extent, int64_t stride) {
-  return Iter{extent, stride, layout::Axis::warp()};
-}
-
-layout::Layout fragment_layout(std::vector<Iter> shard, std::vector<Iter> replica = {}) {
-  std::erase_if(shard, [](const Iter& iter) { return iter.extent == 1; });
-  std::erase_if(replica, [](const Iter& iter) { return iter.extent == 1; });
-  return layout::Layout(std::move(shard), std::move(replica));
-}
-
 template <typename F>
 void for_each_instruction(const vm::Body& body, const F& visit) {
   for (const vm::Statement& statement : body) {
@@ -666,67 +648,17 @@ void for_each_instruction(const vm::Body& body, const F& visit) {
 
 }  // namespace
 
-// The atoms of layout/atoms.h (mma_m16n8k16_{a,b,c}) with the warp grid and the per-warp atom
-// repetitions around them. With g = lane / 4, t = lane % 4, warp = (wr, wc), atom (i, j, s):
-//   C: row = ((wr * tiles_m + i) * 2 + h) * 8 + g,  col = (wc * tiles_n + j) * 8 + 2t + s
-//   A: row as C,                                   col = (s * 2 + kh) * 8 + 2t + e
-//   B: k = (s * 2 + kh) * 8 + 2t + e,               n = (wc * tiles_n + j) * 8 + g
-// in the slot order of the atoms (c0..c3; a0..a3 and b0, b1 as pairs of halves).
-layout::Layout MmaTiling::a_layout() const {
-  return fragment_layout(
-      {warp_iter(warps_m, warps_n), reg_iter(tiles_m(), steps_k() * 8), reg_iter(2, 2),
-       lane_iter(8, 4), reg_iter(steps_k(), 8), reg_iter(2, 4), lane_iter(4, 1), reg_iter(2, 1)},
-      {warp_iter(warps_n, 1)});
-}
-
-layout::Layout MmaTiling::b_layout() const {
-  return fragment_layout(
-      {reg_iter(steps_k(), tiles_n() * 4), reg_iter(2, 2), lane_iter(4, 1), reg_iter(2, 1),
-       warp_iter(warps_n, 1), reg_iter(tiles_n(), 4), lane_iter(8, 4)},
-      {warp_iter(warps_m, warps_n)});
-}
-
-layout::Layout MmaTiling::c_layout() const {
-  return fragment_layout({warp_iter(warps_m, warps_n), reg_iter(tiles_m(), tiles_n() * 4),
-                          reg_iter(2, 2), lane_iter(8, 4), warp_iter(warps_n, 1),
-                          reg_iter(tiles_n(), 4), lane_iter(4, 1), reg_iter(2, 1)});
-}
-
 std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& dot) {
   const vm::TensorType& a = program.tensor(dot.a).type;
   const vm::TensorType& b = program.tensor(dot.b).type;
   const vm::TensorType& c = program.tensor(dot.accumulator).type;
-  if (a.dtype != b.dtype || (a.dtype != DataType::f16() && a.dtype != DataType::bf16()) ||
-      c.dtype != DataType::f32()) {
-    return std::nullopt;
-  }
+  if (a.dtype != b.dtype || c.dtype != DataType::f32()) return std::nullopt;
   if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2) return std::nullopt;
   if (dot.a == dot.b || dot.accumulator == dot.a || dot.accumulator == dot.b) return std::nullopt;
-  MmaTiling tiling;
-  tiling.m = a.shape[0];
-  tiling.k = a.shape[1];
-  tiling.n = b.shape[1];
-  tiling.input = a.dtype;
-  if (b.shape[0] != tiling.k || c.shape[0] != tiling.m || c.shape[1] != tiling.n) {
+  if (b.shape[0] != a.shape[1] || c.shape[0] != a.shape[0] || c.shape[1] != b.shape[1]) {
     return std::nullopt;
   }
-  if (tiling.m % 16 != 0 || tiling.n % 8 != 0 || tiling.k % 16 != 0) return std::nullopt;
-  // The warp grid that loads the fewest operand elements per warp.
-  const int64_t warps = program.warps;
-  int64_t best_cost = -1;
-  for (int64_t wm = 1; wm <= warps; ++wm) {
-    const int64_t wn = warps / wm;
-    if (warps % wm != 0 || (tiling.m / 16) % wm != 0 || (tiling.n / 8) % wn != 0) continue;
-    const int64_t cost = 2 * (tiling.m / 16 / wm) + tiling.n / 8 / wn;
-    if (best_cost >= 0 && cost >= best_cost) continue;
-    best_cost = cost;
-    tiling.warps_m = wm;
-    tiling.warps_n = wn;
-  }
-  if (best_cost < 0) return std::nullopt;
-  // Accumulators beyond 128 registers per thread would spill: leave such tiles to SIMT.
-  if (tiling.tiles_m() * tiling.tiles_n() * 4 > 128) return std::nullopt;
-  return tiling;
+  return layout::choose_mma_tiling(a.shape[0], b.shape[1], a.shape[1], program.warps, a.dtype);
 }
 
 void assign_mma_layouts(vm::Program& program) {

@@ -29,6 +29,7 @@
 
 #include "codegen/compile.h"
 #include "codegen/emit/register_map.h"
+#include "layout/mma_tiling.h"
 #include "vm/simplify.h"
 
 namespace nibble::codegen {
@@ -78,30 +79,10 @@ struct SharedTile {
 // ---- dot through mma.sync (emit_compute.cpp) ---------------------------------------------------
 //
 // A dot of f16 or bf16 operands into an f32 accumulator whose tile divides into m16n8k16 atoms
-// runs on mma.sync. The block's warps form a warps_m x warps_n grid over the output; each warp
-// owns tiles_m() x tiles_n() atoms of C and loops over steps_k() atoms of K. The operands and the
-// accumulator take the fragment layouts of that tiling (the mma atoms of layout/atoms.h tiled
-// over registers and warps; A replicated over warps_n, B over warps_m) before code is generated,
-// so the accumulator stays in the C fragments for the whole loop and a load_shared that feeds an
-// operand becomes ldmatrix (x4, .trans for B).
-struct MmaTiling {
-  int64_t m = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  int64_t warps_m = 1;
-  int64_t warps_n = 1;
-  DataType input = DataType::f16();
-  int64_t tiles_m() const { return m / 16 / warps_m; }  // per warp
-  int64_t tiles_n() const { return n / 8 / warps_n; }   // per warp
-  int64_t steps_k() const { return k / 16; }
-  // Register slot of the first element of an atom, per thread (the atom's slots follow).
-  int64_t a_slot(int64_t tile_m, int64_t step_k) const { return (tile_m * steps_k() + step_k) * 8; }
-  int64_t b_slot(int64_t step_k, int64_t tile_n) const { return (step_k * tiles_n() + tile_n) * 4; }
-  int64_t c_slot(int64_t tile_m, int64_t tile_n) const { return (tile_m * tiles_n() + tile_n) * 4; }
-  layout::Layout a_layout() const;  // m x k
-  layout::Layout b_layout() const;  // k x n
-  layout::Layout c_layout() const;  // m x n
-};
+// runs on mma.sync with the tiling of layout/mma_tiling.h. The operands and the accumulator take
+// its fragment layouts before code is generated, so the accumulator stays in the C fragments for
+// the whole loop and a load_shared that feeds an operand becomes ldmatrix (x4, .trans for B).
+using layout::MmaTiling;
 // The tiling of a dot mma.sync can do, or nullopt (the SIMT path then).
 std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& dot);
 // Gives the operands and accumulators of every such dot their fragment layouts (a tensor that two

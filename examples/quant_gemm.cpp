@@ -1,0 +1,456 @@
+#include "examples/quant_gemm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <numeric>
+#include <optional>
+
+#include "dtypes/conversion_plan.h"
+#include "frontend/cpp/kernel_builder.h"
+
+namespace nibble::examples {
+namespace {
+
+using dtypes::DataType;
+using layout::Axis;
+using layout::Iter;
+using layout::Layout;
+using layout::MmaTiling;
+
+[[noreturn]] void fail(const QuantGemmConfig& config, const std::string& message) {
+  throw QuantGemmError(fmt::format("quant_gemm {}: {}", config.name(), message));
+}
+
+bool power_of_two(int64_t value) {
+  return value > 0 && std::has_single_bit(static_cast<uint64_t>(value));
+}
+
+int log2_of(int64_t value) {
+  return std::countr_zero(static_cast<uint64_t>(value));
+}
+
+// The order in which a plan leaves a group of G elements in its f16x2 words, when it is the
+// interleave "0, G/2, 1, G/2 + 1, …" (integer plans of widths dividing 32): word w holds group
+// elements w and w + G/2. Plans of other orders (odd widths) keep the plain order and pay a
+// byte permute per word when the mma operands are assembled.
+std::optional<int64_t> interleaved_group(DataType weight, DataType activation) {
+  std::optional<int64_t> group;
+  for (int sm : {80, 90}) {
+    const auto plan = dtypes::find_conversion_plan(weight, activation, sm);
+    if (!plan) return std::nullopt;
+    const int64_t g = plan->element_count();
+    if (g <= 2 || (group && *group != g)) return std::nullopt;
+    for (int64_t i = 0; i < g; ++i) {
+      const int64_t expected = (i % 2 == 0) ? i / 2 : g / 2 + i / 2;
+      if (plan->output_element[static_cast<size_t>(i)] != expected) return std::nullopt;
+    }
+    group = g;
+  }
+  return group;
+}
+
+void validate(const QuantGemmConfig& config) {
+  const DataType w = config.weight;
+  const DataType act = config.activation;
+  if (act != DataType::f16() && act != DataType::bf16()) {
+    fail(config, fmt::format("activation type {} (f16 or bf16)", act.name()));
+  }
+  if (w.bits() > 8 || (!w.is_integer() && !w.is_float())) {
+    fail(config, fmt::format("weight type {}: integers or floats of at most 8 bits", w.name()));
+  }
+  if (!dtypes::find_conversion_plan(w, act, 80)) {
+    fail(config, fmt::format("no conversion of {} to {}", w.name(), act.name()));
+  }
+  if (config.zero_points && !(w.is_integer() && !w.is_signed())) {
+    fail(config, fmt::format("zero points need an unsigned integer weight, not {}", w.name()));
+  }
+  if (config.group_size < 0 || (config.group_size > 0 && config.group_size % 16 != 0)) {
+    fail(config,
+         fmt::format("group_size {} (a multiple of 16, or 0 for per-channel)", config.group_size));
+  }
+  if (config.group_size > 0 && config.block_k % config.group_size != 0 &&
+      config.group_size % config.block_k != 0) {
+    fail(config, fmt::format("block_k {} and group_size {} must divide one another", config.block_k,
+                             config.group_size));
+  }
+  for (const auto& [name, value] : {std::pair<const char*, int64_t>{"block_m", config.block_m},
+                                    {"block_n", config.block_n},
+                                    {"block_k", config.block_k},
+                                    {"warps", config.warps}}) {
+    if (!power_of_two(value)) fail(config, fmt::format("{} {} is not a power of two", name, value));
+  }
+  if (config.split_k < 1 || config.unroll < 1 || config.stages < 1) {
+    fail(config, "split_k, unroll and stages must be at least 1");
+  }
+}
+
+// Bit b of the loaded flat index lives on: a register slot bit, a lane bit or a warp bit.
+Iter source_iter(const FragmentOrder& order, int bit, int length) {
+  const int reg_bits = log2_of(order.per_thread);
+  const int64_t extent = int64_t{1} << length;
+  if (bit < reg_bits) return Iter{extent, int64_t{1} << bit, Axis::reg()};
+  if (bit < reg_bits + 5) return Iter{extent, int64_t{1} << (bit - reg_bits), Axis::lane()};
+  return Iter{extent, int64_t{1} << (bit - reg_bits - 5), Axis::warp()};
+}
+
+// The loaded runs as digits: maximal runs of source bits that stay consecutive in the
+// destination and on one hardware axis. Ordered most significant first.
+struct Digit {
+  int source_low = 0;
+  int destination_low = 0;
+  int length = 0;
+};
+
+std::vector<Digit> digits_of(const FragmentOrder& order) {
+  const int reg_bits = log2_of(order.per_thread);
+  auto axis_of = [&](int bit) { return bit < reg_bits ? 0 : (bit < reg_bits + 5 ? 1 : 2); };
+  std::vector<Digit> digits;
+  const int bits = static_cast<int>(order.destination_bit.size());
+  for (int b = 0; b < bits; ++b) {
+    const int dest = order.destination_bit[static_cast<size_t>(b)];
+    if (!digits.empty()) {
+      Digit& last = digits.back();
+      if (last.source_low + last.length == b && last.destination_low + last.length == dest &&
+          axis_of(last.source_low) == axis_of(b)) {
+        ++last.length;
+        continue;
+      }
+    }
+    digits.push_back({b, dest, 1});
+  }
+  std::reverse(digits.begin(), digits.end());
+  return digits;
+}
+
+Layout replicated_over_warp_rows(std::vector<Iter> shard, const MmaTiling& tiling) {
+  std::vector<Iter> replica;
+  if (tiling.warps_m > 1) replica.push_back(Iter{tiling.warps_m, tiling.warps_n, Axis::warp()});
+  return Layout(std::move(shard), std::move(replica));
+}
+
+// The layout of a [rows, block_n] tile of per-column values (scales, zero points) that lets
+// repeat() spread it over B fragments without moving data: each thread holds the rows for the
+// columns its fragments cover, replicated over the four lanes of a fragment column.
+Layout column_values_layout(const MmaTiling& tiling, int64_t rows) {
+  std::vector<Iter> shard;
+  if (rows > 1) shard.push_back(Iter{rows, tiling.tiles_n(), Axis::reg()});
+  if (tiling.warps_n > 1) shard.push_back(Iter{tiling.warps_n, 1, Axis::warp()});
+  if (tiling.tiles_n() > 1) shard.push_back(Iter{tiling.tiles_n(), 1, Axis::reg()});
+  shard.push_back(Iter{8, 4, Axis::lane()});
+  std::vector<Iter> replica{Iter{4, 1, Axis::lane()}};
+  if (tiling.warps_m > 1) replica.push_back(Iter{tiling.warps_m, tiling.warps_n, Axis::warp()});
+  return Layout(std::move(shard), std::move(replica));
+}
+
+}  // namespace
+
+std::string QuantGemmConfig::name() const {
+  return fmt::format(
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}", weight.name(), activation.name(),
+      group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
+      schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
+      block_n, block_k, warps, split_k, unroll);
+}
+
+int64_t FragmentOrder::tile_index(int64_t thread, int64_t position) const {
+  const uint64_t x = static_cast<uint64_t>(thread * per_thread + position);
+  int64_t d = 0;
+  for (size_t b = 0; b < destination_bit.size(); ++b)
+    if ((x >> b) & 1) d |= int64_t{1} << destination_bit[b];
+  return d;
+}
+
+FragmentOrder fragment_order(const QuantGemmConfig& config) {
+  validate(config);
+  const auto tiling = layout::choose_mma_tiling(config.block_m, config.block_n, config.block_k,
+                                                config.warps, config.activation);
+  if (!tiling) {
+    fail(config, fmt::format("a {}x{}x{} tile over {} warps does not divide into mma atoms",
+                             config.block_m, config.block_n, config.block_k, config.warps));
+  }
+  FragmentOrder order;
+  order.tiling = *tiling;
+  order.threads = 32 * tiling->warps_n;
+  order.per_thread = config.block_k * config.block_n / order.threads;
+  const std::optional<int64_t> group = interleaved_group(config.weight, config.activation);
+  const bool interleave = group && order.per_thread % *group == 0;
+  const int64_t tiles_n = tiling->tiles_n();
+
+  // Tile element of (thread, position), from the B fragment layout (layout/mma_tiling.h).
+  auto destination = [&](int64_t t, int64_t r) {
+    int64_t f = r;  // the fragment slot
+    if (interleave) {
+      const int64_t g = *group;
+      const int64_t within = r % g;
+      f = r - within + 2 * (within % (g / 2)) + within / (g / 2);
+    }
+    const int64_t e = f % 2;
+    const int64_t kh = (f / 2) % 2;
+    const int64_t j = (f / 4) % tiles_n;
+    const int64_t s = f / (4 * tiles_n);
+    const int64_t wc = t / 32;
+    const int64_t g = (t % 32) / 4;
+    const int64_t tt = t % 4;
+    const int64_t k = s * 16 + kh * 8 + tt * 2 + e;
+    const int64_t n = (wc * tiles_n + j) * 8 + g;
+    return k * config.block_n + n;
+  };
+  const int64_t total = order.threads * order.per_thread;
+  const int bits = log2_of(total);
+  for (int b = 0; b < bits; ++b) {
+    const int64_t x = int64_t{1} << b;
+    const int64_t d = destination(x / order.per_thread, x % order.per_thread);
+    if (!power_of_two(d)) fail(config, "internal: the fragment order is not a bit permutation");
+    order.destination_bit.push_back(log2_of(d));
+  }
+  for (int64_t x = 0; x < total; ++x) {
+    if (order.tile_index(x / order.per_thread, x % order.per_thread) !=
+        destination(x / order.per_thread, x % order.per_thread)) {
+      fail(config, "internal: the fragment order is not a bit permutation");
+    }
+  }
+  return order;
+}
+
+vm::Program quant_gemm(const QuantGemmConfig& config) {
+  using namespace dsl;
+  const FragmentOrder order = fragment_order(config);
+  const MmaTiling& tiling = order.tiling;
+  const DataType act = config.activation;
+  const int64_t bm = config.block_m;
+  const int64_t bn = config.block_n;
+  const int64_t bk = config.block_k;
+  const bool per_channel = config.group_size == 0;
+  const bool split = config.split_k > 1;
+  // Scale rows a k tile spans, and the rows of W each covers.
+  const int64_t scale_rows = (!per_channel && config.group_size < bk) ? bk / config.group_size : 1;
+  const int64_t rows_per_scale = bk / scale_rows;
+
+  KernelBuilder b(config.name());
+  Pointer a = b.pointer("a", act);
+  Pointer w = b.pointer("w", config.weight);
+  Pointer s = b.pointer("s", act, 2);
+  std::optional<Pointer> z;
+  if (config.zero_points) z = b.pointer("z", act, 2);
+  Pointer c = split ? b.pointer("workspace", f32, 4) : b.pointer("c", act, 4);
+  Expr m = b.scalar("m");
+  Expr n = b.scalar("n", i32, bn);
+  const int64_t k_divisor =
+      std::max(bk * config.split_k * config.unroll, per_channel ? int64_t{1} : config.group_size);
+  Expr k = b.scalar("k", i32, k_divisor);
+  b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
+
+  Tensor A = b.view(a, {m, k}, "A");
+  Tensor W = b.view(w, {k / bk, n / bn, order.threads, order.per_thread}, "W");
+  const Scalar groups = per_channel ? Scalar(1) : Scalar(k / config.group_size);
+  Tensor S = b.view(s, {groups, n}, "S");
+  std::optional<Tensor> Z;
+  if (z) Z = b.view(*z, {groups, n}, "Z");
+  Tensor C = b.view(c, {m, n}, split ? "workspace" : "C");
+  Expr m0 = b.let("m0", b.block_id(1) * bm);
+  Expr n0 = b.let("n0", b.block_id(0) * bn);
+  Expr k_chunk = b.let("k_chunk", k / config.split_k);
+  Expr k_begin = b.let("k_begin", b.block_id(2) * k_chunk);
+
+  // The loaded runs → B fragments: reshape into digits, permute them, reshape to the tile.
+  const std::vector<Digit> digits = digits_of(order);
+  Shape digit_shape;
+  std::vector<Iter> digit_iters;
+  for (const Digit& digit : digits) {
+    digit_shape.push_back(int64_t{1} << digit.length);
+    digit_iters.push_back(source_iter(order, digit.source_low, digit.length));
+  }
+  std::vector<int> by_destination(digits.size());
+  for (size_t i = 0; i < digits.size(); ++i)
+    by_destination[i] = static_cast<int>(i);
+  std::sort(by_destination.begin(), by_destination.end(), [&](int x, int y) {
+    return digits[static_cast<size_t>(x)].destination_low >
+           digits[static_cast<size_t>(y)].destination_low;
+  });
+  Shape permuted_shape;
+  std::vector<Iter> permuted_iters;
+  for (int i : by_destination) {
+    permuted_shape.push_back(digit_shape[static_cast<size_t>(i)]);
+    permuted_iters.push_back(digit_iters[static_cast<size_t>(i)]);
+  }
+  const Layout run_layout =
+      replicated_over_warp_rows({Iter{tiling.warps_n, 1, Axis::warp()}, Iter{32, 1, Axis::lane()},
+                                 Iter{order.per_thread, 1, Axis::reg()}},
+                                tiling);
+  const Layout scale_layout = column_values_layout(tiling, scale_rows);
+
+  // One k tile's B operand, dequantized, in fragment layout.
+  auto weights_at = [&](const Expr& k0, const Tensor& runs) {
+    Tensor values = b.cast(runs, act, "values");
+    Tensor as_digits = b.reshape(values, digit_shape, "value_digits");
+    b.set_layout(as_digits, replicated_over_warp_rows(digit_iters, tiling));
+    Tensor permuted = b.permute(as_digits, by_destination, "fragment_digits");
+    b.set_layout(permuted, replicated_over_warp_rows(permuted_iters, tiling));
+    Tensor tile = b.reshape(permuted, {bk, bn}, "fragments");
+    b.set_layout(tile, tiling.b_layout());
+    const Scalar scale_row = per_channel ? Scalar(0) : Scalar(k0 / config.group_size);
+    Tensor scales = b.load(S, {scale_row, n0}, {scale_rows, bn}, "scales");
+    b.set_layout(scales, scale_layout);
+    Tensor spread = b.repeat(scales, rows_per_scale, 0, "scale_tile");
+    b.set_layout(spread, tiling.b_layout());
+    if (Z) {
+      Tensor zeros = b.load(*Z, {scale_row, n0}, {scale_rows, bn}, "zeros");
+      b.set_layout(zeros, scale_layout);
+      Tensor zero_tile = b.repeat(zeros, rows_per_scale, 0, "zero_tile");
+      b.set_layout(zero_tile, tiling.b_layout());
+      Tensor centered = tile - zero_tile;
+      return centered * spread;
+    }
+    if (config.weight.is_integer() && !config.weight.is_signed()) {
+      Tensor centered = tile - static_cast<double>(int64_t{1} << (config.weight.bits() - 1));
+      return centered * spread;
+    }
+    return tile * spread;
+  };
+  auto load_runs = [&](const Expr& k0) {
+    Tensor runs =
+        b.load(W, {k0 / bk, n0 / bn, 0, 0}, {1, 1, order.threads, order.per_thread}, "runs");
+    b.set_layout(runs, run_layout);
+    return runs;
+  };
+
+  Tensor acc = b.zeros({bm, bn}, f32, "acc", tiling.c_layout());
+  // A goes through shared memory: a ring of `stages` slots of [block_m, block_k * unroll],
+  // filled by cp.async (zeros past M) stages - 1 iterations ahead and read as mma fragments
+  // (ldmatrix). W goes straight to registers: `unroll` k tiles are loaded at the top of an
+  // iteration, before any of their math, so each thread has that many 16-byte loads in flight.
+  const int64_t stages = config.stages;
+  const int64_t chunk = bk * config.unroll;  // the k extent of one iteration
+  const Swizzle swizzle = chunk * act.bits() / 8 >= 128  ? Swizzle::bytes128()
+                          : chunk * act.bits() / 8 >= 64 ? Swizzle::bytes64()
+                                                         : Swizzle::bytes32();
+  Tensor a_ring = b.alloc_shared({stages * bm, chunk}, act, "a_ring", swizzle);
+  const Expr k_end = b.let("k_end", k_begin + k_chunk);
+  for (int64_t step = 0; step + 1 < stages; ++step) {
+    auto guard = b.if_(k_begin + step * chunk < k_end);
+    b.copy_async(a_ring, {step * bm, 0}, A, {m0, k_begin + step * chunk}, {bm, chunk});
+    guard.end();
+    b.commit();
+  }
+  auto loop = b.for_range(k_begin, k_end, chunk, "k0");
+  const Expr k_outer = loop.var();
+  const Expr step = b.let("step", (k_outer - k_begin) / chunk);
+  std::vector<Tensor> runs;
+  for (int64_t u = 0; u < config.unroll; ++u)
+    runs.push_back(load_runs(k_outer + u * bk));
+  if (stages > 1) {
+    const Expr ahead = b.let("k_ahead", k_outer + (stages - 1) * chunk);
+    auto prefetch = b.if_(ahead < k_end);
+    const Expr slot_ahead = b.let("slot_ahead", (step + (stages - 1)) % stages);
+    b.copy_async(a_ring, {slot_ahead * bm, 0}, A, {m0, ahead}, {bm, chunk});
+  } else {
+    b.copy_async(a_ring, {0, 0}, A, {m0, k_outer}, {bm, chunk});
+  }
+  b.commit();
+  b.wait(static_cast<int>(stages - 1));
+  b.barrier();
+  const Expr slot = b.let("slot", step % stages);
+  for (int64_t u = 0; u < config.unroll; ++u) {
+    Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
+    Tensor weights = weights_at(k_outer + u * bk, runs[static_cast<size_t>(u)]);
+    b.dot(acc, a_tile, weights);
+  }
+  b.barrier();  // the slot is overwritten by a later iteration's copy
+  loop.end();
+  if (split) {
+    b.atomic_add(C, {m0, n0}, acc);
+  } else {
+    b.store(C, {m0, n0}, b.cast(acc, act, "c_tile"));
+  }
+  return b.finish();
+}
+
+vm::Program quant_gemm_finish(DataType activation) {
+  using namespace dsl;
+  constexpr int64_t block = 1024;
+  KernelBuilder b(fmt::format("quant_gemm_finish_{}", activation.name()));
+  Pointer workspace = b.pointer("workspace", f32);
+  Pointer c = b.pointer("c", activation);
+  Expr count = b.scalar("count");
+  b.launch({cdiv(count, block)}, 4);
+  Tensor Wk = b.view(workspace, {count}, "Wk");
+  Tensor C = b.view(c, {count}, "C");
+  Expr i0 = b.let("i0", b.block_id(0) * block);
+  Tensor sums = b.load(Wk, {i0}, {block}, "sums");
+  b.store(C, {i0}, b.cast(sums, activation, "rounded"));
+  b.store(Wk, {i0}, b.zeros({block}, f32, "cleared"));
+  return b.finish();
+}
+
+void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k) {
+  if (m < 1 || n < 1 || k < 1) {
+    fail(config, fmt::format("shape M={} N={} K={}: every extent must be at least 1", m, n, k));
+  }
+  if (n % config.block_n != 0) {
+    fail(config, fmt::format("N={} is not a multiple of block_n {}", n, config.block_n));
+  }
+  if (config.group_size > 0 && k % config.group_size != 0) {
+    fail(config, fmt::format("K={} is not a multiple of the group size {}", k, config.group_size));
+  }
+  const int64_t k_step = config.block_k * config.split_k * config.unroll;
+  if (k % k_step != 0) {
+    fail(config,
+         fmt::format("K={} is not a multiple of block_k * split_k * unroll = {}", k, k_step));
+  }
+  if (m > (int64_t{1} << 31) / std::max<int64_t>(k, n)) {
+    fail(config, fmt::format("M={} is too large: M * max(N, K) must fit in 32 bits", m));
+  }
+}
+
+QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataType weight,
+                                         DataType activation, int64_t group_size, bool zero_points,
+                                         int sm_count) {
+  QuantGemmConfig config;
+  config.weight = weight;
+  config.activation = activation;
+  config.group_size = group_size;
+  config.zero_points = zero_points;
+  // Runs of 16 bytes per thread (or multiples of it for odd widths): 128 / gcd(bits, 128)
+  // elements, at least 32.
+  const int64_t bits = weight.bits();
+  int64_t per_thread = 128 / std::gcd<int64_t>(bits, 128);
+  per_thread = std::max<int64_t>(per_thread, 32);
+  if (m <= 64) {
+    config.schedule = QuantSchedule::Decode;
+    config.block_m = m <= 16 ? 16 : (m <= 32 ? 32 : 64);
+    config.block_n = 64;
+    config.warps = 4;
+  } else {
+    config.schedule = QuantSchedule::Prefill;
+    config.block_m = 64;
+    config.block_n = 128;
+    config.warps = 8;
+    config.stages = 3;
+  }
+  // block_k from the run length: runs of per_thread elements over 32 * warps_n threads.
+  const auto tiling =
+      layout::choose_mma_tiling(config.block_m, config.block_n, 16, config.warps, activation);
+  if (!tiling) throw QuantGemmError("choose_quant_gemm_config: no mma tiling");
+  config.block_k = std::clamp<int64_t>(per_thread * 32 * tiling->warps_n / config.block_n, 16, 256);
+  if (config.schedule == QuantSchedule::Decode) {
+    // Split K while N alone gives fewer than two blocks per SM and each split keeps 4+ tiles.
+    while (n / config.block_n * config.split_k < 2 * sm_count &&
+           k % (config.block_k * config.split_k * 2) == 0 &&
+           k / (config.block_k * config.split_k * 2) >= 4) {
+      config.split_k *= 2;
+    }
+  }
+  if (group_size > 0 && group_size < 16) {
+    throw QuantGemmError(fmt::format("group size {} is below 16", group_size));
+  }
+  if (group_size > 0 && config.block_k % group_size != 0 && group_size % config.block_k != 0) {
+    config.block_k = std::min(config.block_k, group_size);
+  }
+  check_quant_gemm_shape(config, m, n, k);
+  fragment_order(config);
+  return config;
+}
+
+}  // namespace nibble::examples

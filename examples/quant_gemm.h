@@ -1,0 +1,100 @@
+// The weight-only quantized GEMM of LLM serving: C[M, N] = A[M, K] · dequant(W[K, N]).
+//
+// A and C are f16 or bf16; W holds codes of any integer or small-float type of at most 8 bits
+// with one scale (of A's type) per group of `group_size` rows in each column, and optionally
+// zero points (examples/quant/quantize.h defines dequant exactly). The kernels run on mma.sync:
+//
+//   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
+//     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes: 16-byte
+//     loads straight into registers, no shared memory, no ldmatrix. Inside a run the elements
+//     follow the conversion plan's output order, so the lop3/prmt dequantization leaves each
+//     f16x2 word exactly where the mma wants it.
+//   - A is staged through shared memory: a ring of `stages` slots filled by cp.async (zeros
+//     past M) ahead of the math and read as A fragments with ldmatrix.
+//   - The decode schedule (small M: memory-bound) uses a 16-row tile, loads `unroll` W tiles
+//     per iteration before their math and splits K over blockIdx.z when N alone gives too few
+//     blocks; split partial sums meet in an f32 workspace through atomics, and a second small
+//     kernel (quant_gemm_finish) rounds them into C and clears the workspace for the next call.
+//     The prefill schedule (large M: compute-bound) uses large tiles and no split.
+//
+// What a configuration requires of a call (checked by QuantGemmPlan::check, before any launch):
+// N a multiple of block_n, K a multiple of block_k * split_k * unroll and of the group size
+// (which must be a multiple of 16 and divide block_k or be a multiple of it), M ≥ 1.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dtypes/dtype.h"
+#include "layout/mma_tiling.h"
+#include "vm/program.h"
+
+namespace nibble::examples {
+
+enum class QuantSchedule { Decode, Prefill };
+
+struct QuantGemmConfig {
+  dtypes::DataType weight = dtypes::DataType::uint(4);
+  dtypes::DataType activation = dtypes::DataType::f16();  // A, C and the scales
+  int64_t group_size = 128;  // 0: per-channel (one group spans all of K)
+  bool zero_points = false;  // unsigned integer weights only: W = (q - zero) · scale
+  QuantSchedule schedule = QuantSchedule::Decode;
+  int64_t block_m = 16;
+  int64_t block_n = 64;
+  int64_t block_k = 128;
+  int warps = 4;
+  int64_t split_k = 1;  // blocks along K; > 1 writes the f32 workspace
+  int64_t unroll = 1;   // k tiles of W loaded together before their dots
+  int64_t stages = 2;   // slots of the A ring (1: no overlap of copy and math)
+
+  std::string name() const;  // e.g. "quant_gemm_u4_f16_g128_decode_16x64x128_w4_s1_u1"
+};
+
+class QuantGemmError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Where each element of a re-packed W tile goes: the tile's [block_k, block_n] elements are
+// stored thread after thread (`threads` = 32 * warps_n runs of `per_thread` elements); the run
+// of thread t holds, at position r, tile element (k_of(t, r), n_of(t, r)). The bits of the
+// flat index t * per_thread + r map one to one onto bits of the tile's flat index
+// k * block_n + n (every extent is a power of two), which is what lets the kernel turn the
+// loaded runs into B fragments by reshape and permute alone.
+struct FragmentOrder {
+  layout::MmaTiling tiling;
+  int64_t threads = 0;
+  int64_t per_thread = 0;
+  // destination_bit[b]: the bit of k * block_n + n that bit b of t * per_thread + r becomes.
+  std::vector<int> destination_bit;
+
+  int64_t tile_index(int64_t thread, int64_t position) const;  // k * block_n + n
+};
+
+// Throws QuantGemmError when the configuration cannot be built (naming the field): tiles that
+// do not divide into mma atoms or warps, extents that are not powers of two, a weight type with
+// no conversion plan to the activation type, zero points on a type that is not unsigned.
+FragmentOrder fragment_order(const QuantGemmConfig& config);
+
+// The GEMM kernel. Parameters: a, w (re-packed), s, [z], then c (split_k == 1: the activation
+// type) or workspace (split_k > 1: f32, zero on entry and left to quant_gemm_finish), then m,
+// n, k. Grid: (N / block_n, cdiv(M, block_m), split_k).
+vm::Program quant_gemm(const QuantGemmConfig& config);
+
+// c[i] = round(workspace[i]) and workspace[i] = 0, for i < count: the end of a split-K GEMM.
+// Parameters: workspace (f32), c (`activation`), count.
+vm::Program quant_gemm_finish(dtypes::DataType activation);
+
+// Picks a configuration for a call of shape (m, n, k) with the given weight: the decode
+// schedule up to M = 64 (K split until the grid has two blocks per SM of `sm_count`), prefill
+// beyond. Throws QuantGemmError when no configuration fits the shape.
+QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, dtypes::DataType weight,
+                                         dtypes::DataType activation, int64_t group_size,
+                                         bool zero_points, int sm_count = 132);
+
+// Throws QuantGemmError naming what the call (m, n, k) violates for `config`.
+void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k);
+
+}  // namespace nibble::examples
