@@ -2,9 +2,12 @@
 // LLVM IR, PTX and a cubin with its report, and kernels loaded on the device and launched with
 // checked arguments. Device pointers come from Python as ints (the addresses torch tensors and
 // __cuda_array_interface__ give), streams as ints (CUstream handles; 0 = the default stream).
+// The device's description and event timing serve autotuning (nibble/autotune.py).
+#include <dlfcn.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +38,22 @@ std::vector<dsl::DeviceArgument> device_arguments(const py::list& arguments) {
     }
   }
   return result;
+}
+
+// The CUDA driver's version (e.g. 12040 for 12.4), asked of the library the runtime loaded
+// (runtime/driver.cpp opens $NIBBLE_LIBCUDA or libcuda.so.1); 0 when it cannot be asked.
+int driver_version() {
+  runtime::Driver::get();  // loads the library, or throws CudaError with the reason
+  const char* configured = std::getenv("NIBBLE_LIBCUDA");
+  void* library = dlopen(configured != nullptr ? configured : "libcuda.so.1",
+                         RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (library == nullptr) return 0;
+  int version = 0;
+  using GetVersion = int (*)(int*);
+  auto get_version = reinterpret_cast<GetVersion>(dlsym(library, "cuDriverGetVersion"));
+  if (get_version == nullptr || get_version(&version) != 0) version = 0;
+  dlclose(library);
+  return version;
 }
 
 }  // namespace
@@ -84,6 +103,53 @@ void bind_codegen(py::module_& module) {
     return dsl::target_for_compute_capability(runtime::Driver::get().device().compute_capability)
         .name();
   });
+
+  module.def(
+      "device_info",
+      [] {
+        const runtime::DeviceInfo& device = runtime::Driver::get().device();
+        py::dict info;
+        info["ordinal"] = device.ordinal;
+        info["name"] = device.name;
+        info["compute_capability"] = device.compute_capability;
+        info["multiprocessors"] = device.multiprocessors;
+        info["global_memory_bytes"] = device.global_memory_bytes;
+        info["l2_cache_bytes"] = device.l2_cache_bytes;
+        info["driver_version"] = driver_version();
+        return info;
+      },
+      "The GPU nibble runs on (device 0): name, compute capability (major * 10 + minor), "
+      "multiprocessors, memory, L2 size and the driver's version (major * 1000 + minor * 10). "
+      "Raises CudaError when there is no GPU.");
+  module.def(
+      "synchronize",
+      [] {
+        py::gil_scoped_release release;
+        runtime::Driver::get().synchronize();
+      },
+      "Waits until the GPU has finished all work (cuCtxSynchronize).");
+
+  py::class_<runtime::EventTimer>(module, "EventTimer",
+                                  "Times work on a stream with a pair of driver events.")
+      .def(py::init([] {
+        runtime::Driver::get();
+        return std::make_unique<runtime::EventTimer>();
+      }))
+      .def(
+          "start",
+          [](runtime::EventTimer& timer, uintptr_t stream) {
+            timer.start(reinterpret_cast<void*>(stream));
+          },
+          py::arg("stream") = 0, "Records the start event on `stream` (a CUstream as an int).")
+      .def(
+          "stop",
+          [](runtime::EventTimer& timer, uintptr_t stream) {
+            py::gil_scoped_release release;
+            return timer.stop(reinterpret_cast<void*>(stream));
+          },
+          py::arg("stream") = 0,
+          "Records the stop event on `stream`, waits for it, and returns the milliseconds since "
+          "start.");
 
   py::class_<dsl::GpuKernel, std::unique_ptr<dsl::GpuKernel>>(module, "GpuKernel",
                                                               "A kernel loaded on the GPU.")

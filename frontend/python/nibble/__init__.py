@@ -16,9 +16,12 @@
     print(vector_add.ir)                      # the VM program
 
 The pieces: element types (nibble.dtypes), layouts (nibble.layout), the kernel syntax
-(nibble.language, compiled by nibble.compiler) and launching (nibble.jit).
+(nibble.language, compiled by nibble.compiler), launching (nibble.jit; GPU arrays from torch,
+__cuda_array_interface__ and DLPack: nibble.interop), tuning (nibble.autotuner) and SASS
+(nibble.sass).
 """
 from . import _core
+from .autotuner import AutotuneError, Autotuner, Config, autotune
 from .dtypes import (DataType, accepted_numpy_dtypes, bf16, dtype, f4e2m1, f6e2m3, f6e3m2, f8e4m3,
                      f8e5m2, f16, f32, f64, from_numpy, i1, i2, i3, i4, i5, i6, i7, i8, i16, i32,
                      i64, pack, pack_codes, to_numpy, u1, u2, u3, u4, u5, u6, u7, u8, u16, u32,
@@ -31,5 +34,6 @@ from .language import (abs, atomic_add, barrier, bitcast, block_id, broadcast, c
                        permute, ptr, range, repeat, reshape, rsqrt, set_layout, shared, shuffle,
                        static_assert, static_range, store, sum, trans, view, wait, where, zeros)
 from .layout import Layout, Swizzle, atom_names, swizzle
+from .sass import MissingToolError
 
 __version__ = "0.1.0"

@@ -28,6 +28,8 @@ from . import _core
 from .compiler import KernelCompiler, KernelSource, is_constant
 from .dtypes import DataType, accepted_numpy_dtypes, from_numpy
 from .errors import InterpreterError, with_source_line
+from .interop import TORCH_DTYPES, DeviceArray, describe, producer_stream
+from .sass import disassemble
 
 Grid = Union[None, int, tuple, Callable[[dict], Any]]
 
@@ -79,6 +81,12 @@ class Specialization:
     def report(self) -> str:
         """Registers, spills, shared memory, compile times and codegen's choices."""
         return self.compiled.report
+
+    @functools.cached_property
+    def sass(self) -> str:
+        """The machine code: the cubin disassembled by nvdisasm (see nibble.sass); raises
+        MissingToolError when nvdisasm or ptxas is not installed."""
+        return disassemble(self.compiled.cubin, self.kernel.name)
 
     def gpu_kernel(self, grid: Optional[tuple]) -> "_core.GpuKernel":
         """The kernel loaded on the GPU; a grid given at launch makes a variant with that grid."""
@@ -198,6 +206,11 @@ class JITFunction:
     def report(self) -> str:
         return self._current().report
 
+    @property
+    def sass(self) -> str:
+        """The SASS of the last specialization launched (or of the defaults)."""
+        return self._current().sass
+
     # ---- launch -----------------------------------------------------------------------------
 
     def __getitem__(self, grid: Grid) -> "Launcher":
@@ -233,6 +246,8 @@ class Launcher:
         kernel = self.kernel
         arguments = kernel.bind(args, kwargs)
         on_interpreter = self.interpret or _interpret_requested()
+        # GPU arrays are described (and DLPack ones exported) once, before anything compiles.
+        devices = None if on_interpreter else _describe_device_arguments(kernel, arguments)
         constexprs, pointer_dtypes = {}, {}
         for spec in kernel.params:
             value = arguments[spec.name]
@@ -240,25 +255,25 @@ class Launcher:
                 _check_constexpr(kernel.name, spec.name, value)
                 constexprs[spec.name] = value
             elif spec.kind == "pointer" and spec.dtype is None:
-                pointer_dtypes[spec.name] = _untyped_pointer_dtype(kernel.name, spec.name, value)
+                pointer_dtypes[spec.name] = _untyped_pointer_dtype(
+                    kernel.name, spec.name, value, devices[spec.name] if devices else None)
         specialization = kernel._specialization(constexprs, pointer_dtypes)
         grid = _grid(kernel.name, self.grid, arguments, specialization)
         if on_interpreter:
             _run_on_interpreter(specialization, arguments, grid)
         else:
-            _run_on_gpu(specialization, arguments, grid)
+            _run_on_gpu(specialization, arguments, grid, devices)
 
 
-def _untyped_pointer_dtype(kernel: str, name: str, value) -> DataType:
-    """The element type an untyped `nb.ptr` takes from its argument."""
-    element = getattr(value, "dtype", None)
-    found = None
-    if isinstance(element, np.dtype):
+def _untyped_pointer_dtype(kernel: str, name: str, value,
+                           device: Optional[DeviceArray]) -> DataType:
+    """The element type an untyped `nb.ptr` takes from its argument (a numpy array on the
+    interpreter, a described GPU array otherwise)."""
+    found, element = None, getattr(value, "dtype", None)
+    if device is not None:
+        found, element = device.dtype, device.dtype_text
+    elif isinstance(element, np.dtype):
         found = from_numpy(element)
-    elif hasattr(value, "data_ptr"):  # a torch tensor
-        found = _TORCH_DTYPES.get(str(element).replace("torch.", ""))
-    elif hasattr(value, "__cuda_array_interface__"):
-        found = _TYPESTRS.get(value.__cuda_array_interface__["typestr"][1:])
     if found is None:
         raise TypeError(f"{kernel}(): parameter '{name}' (nb.ptr) takes an array whose dtype "
                         f"nibble knows, not {element or type(value).__name__}")
@@ -351,72 +366,76 @@ def _scalar(kernel: str, param: _core.Parameter, value):
     return value
 
 
-def _run_on_gpu(specialization: Specialization, arguments: dict, grid) -> None:
+def _pointer_where(kernel: str, name: str, element: Optional[DataType]) -> str:
+    pointee = f" (a pointer to {element.name})" if element is not None else ""
+    return f"{kernel}(): parameter '{name}'{pointee}"
+
+
+def _describe_device_arguments(kernel: JITFunction, arguments: dict) -> dict[str, DeviceArray]:
+    """The GPU array behind each pointer argument (nibble.interop), keyed by parameter name.
+    The launch goes on the first stream an argument names (torch's current stream, a
+    __cuda_array_interface__ stream), else on stream 0; DLPack arrays are exported for it."""
+    pointers = [spec for spec in kernel.params if spec.kind == "pointer"]
+    stream = next((s for s in (producer_stream(arguments[spec.name]) for spec in pointers)
+                   if s is not None), 0)
+    return {spec.name: describe(_pointer_where(kernel.name, spec.name, spec.dtype),
+                                arguments[spec.name], stream)
+            for spec in pointers}
+
+
+def _run_on_gpu(specialization: Specialization, arguments: dict, grid,
+                devices: dict[str, DeviceArray]) -> None:
+    """Checks every argument against its parameter, then launches: nothing runs unless all
+    pass. `devices` (and the DLPack capsules it holds) lives until the launch is issued."""
     kernel = specialization.kernel
-    if not _core.gpu_available():
-        raise RuntimeError(f"{kernel.name}: no GPU here; run on the interpreter with "
-                           "nibble.interpret(kernel)[grid](…) or NIBBLE_INTERPRET=1")
     by_name = {param.name: param for param in specialization.program.params}
-    values, stream = [], 0
+    values, stream = [], None
     for spec in kernel.params:
         if spec.kind == "constexpr":
             continue
         value, param = arguments[spec.name], by_name[spec.name]
         if spec.kind == "pointer":
-            address, tensor_stream = _device_pointer(kernel.name, param, value)
-            values.append(("ptr", address))
-            stream = stream or tensor_stream
+            device = devices[spec.name]
+            _check_device_array(kernel.name, param, device,
+                                spec.name in specialization.written_params)
+            values.append(("ptr", device.address))
+            stream = device.stream if stream is None else stream
         else:
             values.append(_scalar(kernel.name, param, value))
-    specialization.gpu_kernel(grid).launch(values, stream)
+    if not _core.gpu_available():
+        raise RuntimeError(f"{kernel.name}: no GPU here; run on the interpreter with "
+                           "nibble.interpret(kernel)[grid](…) or NIBBLE_INTERPRET=1")
+    specialization.gpu_kernel(grid).launch(values, _launch_stream(stream))
 
 
-# Element types of torch tensors and of __cuda_array_interface__ typestrs.
-_TORCH_DTYPES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
-                 "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64", "uint8": "u8",
-                 "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2"}
-_TYPESTRS = {"f2": "f16", "f4": "f32", "f8": "f64", "i1": "i8", "i2": "i16", "i4": "i32",
-             "i8": "i64", "u1": "u8", "u2": "u16", "u4": "u32"}
+def _launch_stream(stream: Optional[int]) -> int:
+    """The CUstream handle of a producer's stream: 0 (the legacy default stream) for None or 1;
+    2 is CU_STREAM_PER_THREAD, which the driver takes as it is."""
+    return 0 if stream in (None, 1) else stream
 
 
-def _device_pointer(kernel: str, param: _core.Parameter, value):
-    """(address, stream) of a CUDA tensor argument, checked as _host_array checks arrays."""
-    name, element = param.name, param.dtype
-    where = f"{kernel}(): parameter '{name}' (a pointer to {element.name})"
-    if isinstance(value, np.ndarray):
-        raise TypeError(f"{where}: numpy arrays run on the interpreter (nibble.interpret(kernel) "
-                        "or NIBBLE_INTERPRET=1); on the GPU pass CUDA tensors")
-    if hasattr(value, "data_ptr") and hasattr(value, "is_cuda"):  # a torch tensor
-        if not value.is_cuda:
-            raise ValueError(f"{where}: the tensor is on {value.device}, not on the GPU")
-        dtype_name = _TORCH_DTYPES.get(str(value.dtype).replace("torch.", ""))
-        contiguous = value.is_contiguous()
-        address = value.data_ptr()
-        import torch  # present: the argument is one of its tensors
-
-        stream = torch.cuda.current_stream(value.device).cuda_stream
-    elif hasattr(value, "__cuda_array_interface__"):
-        interface = value.__cuda_array_interface__
-        dtype_name = _TYPESTRS.get(interface["typestr"][1:])
-        contiguous = interface.get("strides") is None
-        address, stream = interface["data"][0], interface.get("stream") or 0
-        stream = 0 if stream in (1, 2) else stream  # the legacy and per-thread default streams
-    else:
-        raise TypeError(f"{where} takes a CUDA tensor (torch, or __cuda_array_interface__), "
-                        f"not {type(value).__name__}")
-    packed = element.bits < 8 or element.name not in _TORCH_DTYPES.values()
+def _check_device_array(kernel: str, param: _core.Parameter, device: DeviceArray,
+                        written: bool) -> None:
+    """A GPU array against its parameter: element type (sub-byte and nibble-only types travel
+    packed in uint8 arrays; 8-bit floats may come as uint8 bytes), contiguity, alignment and
+    writes to read-only arrays; each failure a TypeError or ValueError naming the parameter."""
+    element = param.dtype
+    where = _pointer_where(kernel, param.name, element)
+    packed = element.bits < 8 or element.name not in TORCH_DTYPES.values()
     raw_bytes = element.bits == 8 and element.is_float
     accepted = {"u8"} if packed else {element.name} | ({"u8"} if raw_bytes else set())
-    if dtype_name not in accepted:
-        raise TypeError(f"{where}: expected {' or '.join(sorted(accepted))} elements, got "
-                        f"{dtype_name or 'an unknown dtype'}")
-    if not contiguous:
-        raise ValueError(f"{where}: the tensor is not contiguous; the kernel assumes row-major "
-                         "contiguous memory (call .contiguous())")
-    if param.alignment_bytes and address % param.alignment_bytes:
+    if device.dtype not in accepted:
+        got = device.dtype or f"{device.dtype_text}, which nibble does not know"
+        raise TypeError(f"{where}: expected {' or '.join(sorted(accepted))} elements, got {got} "
+                        f"(a {device.source})")
+    if not device.contiguous:
+        raise ValueError(f"{where}: the {device.source} is not contiguous; the kernel assumes "
+                         "row-major contiguous memory (call .contiguous())")
+    if param.alignment_bytes and device.address % param.alignment_bytes:
         raise ValueError(f"{where}: the address is not a multiple of {param.alignment_bytes} "
                          "bytes, which the kernel assumes")
-    return address, stream
+    if written and device.readonly:
+        raise ValueError(f"{where}: the kernel writes it, but the {device.source} is read-only")
 
 
 class InterpretedKernel:
@@ -443,9 +462,13 @@ def jit(function: Optional[Callable] = None):
 
 
 def interpret(kernel: JITFunction) -> InterpretedKernel:
-    """The kernel, run on the CPU interpreter with numpy arrays."""
-    if isinstance(kernel, InterpretedKernel):
+    """The kernel (or @nibble.autotune kernel), run on the CPU interpreter with numpy arrays."""
+    from .autotuner import Autotuner, InterpretedAutotuner
+
+    if isinstance(kernel, (InterpretedKernel, InterpretedAutotuner)):
         return kernel
+    if isinstance(kernel, Autotuner):
+        return InterpretedAutotuner(kernel)
     if not isinstance(kernel, JITFunction):
         raise TypeError(f"nibble.interpret takes a @nibble.jit kernel, not {type(kernel).__name__}")
     return InterpretedKernel(kernel)
