@@ -154,6 +154,18 @@ std::string QuantGemmConfig::name() const {
       block_n, block_k, warps, split_k, unroll);
 }
 
+DataType stored_weight_type(const QuantGemmConfig& config) {
+  const DataType w = config.weight;
+  if (w.is_integer() && !w.is_signed() && !config.zero_points) return DataType::sint(w.bits());
+  return w;
+}
+
+uint64_t stored_code(const QuantGemmConfig& config, uint64_t code) {
+  const DataType w = config.weight;
+  if (stored_weight_type(config) == w) return code;
+  return code ^ (uint64_t{1} << (w.bits() - 1));
+}
+
 int64_t FragmentOrder::tile_index(int64_t thread, int64_t position) const {
   const uint64_t x = static_cast<uint64_t>(thread * per_thread + position);
   int64_t d = 0;
@@ -174,7 +186,8 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
   order.tiling = *tiling;
   order.threads = 32 * tiling->warps_n;
   order.per_thread = config.block_k * config.block_n / order.threads;
-  const std::optional<int64_t> group = interleaved_group(config.weight, config.activation);
+  const std::optional<int64_t> group =
+      interleaved_group(stored_weight_type(config), config.activation);
   const bool interleave = group && order.per_thread % *group == 0;
   const int64_t tiles_n = tiling->tiles_n();
 
@@ -230,7 +243,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
 
   KernelBuilder b(config.name());
   Pointer a = b.pointer("a", act);
-  Pointer w = b.pointer("w", config.weight);
+  Pointer w = b.pointer("w", stored_weight_type(config));
   Pointer s = b.pointer("s", act, 2);
   std::optional<Pointer> z;
   if (config.zero_points) z = b.pointer("z", act, 2);
@@ -301,10 +314,6 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
       Tensor zero_tile = b.repeat(zeros, rows_per_scale, 0, "zero_tile");
       b.set_layout(zero_tile, tiling.b_layout());
       Tensor centered = tile - zero_tile;
-      return centered * spread;
-    }
-    if (config.weight.is_integer() && !config.weight.is_signed()) {
-      Tensor centered = tile - static_cast<double>(int64_t{1} << (config.weight.bits() - 1));
       return centered * spread;
     }
     return tile * spread;

@@ -57,6 +57,14 @@ class QuantGemmError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// The type W is stored and read as. Unsigned integers with the implicit zero point 2^(B-1) are
+// stored as the signed integers q - 2^(B-1) of the same width (the code with its top bit
+// flipped), so the signed conversion plan yields the centred value in the same instructions and
+// the kernel subtracts nothing. Every other type is stored as it is.
+dtypes::DataType stored_weight_type(const QuantGemmConfig& config);
+// The stored code of weight code `code` (quantize.h's code of config.weight).
+uint64_t stored_code(const QuantGemmConfig& config, uint64_t code);
+
 // Where each element of a re-packed W tile goes: the tile's [block_k, block_n] elements are
 // stored thread after thread (`threads` = 32 * warps_n runs of `per_thread` elements); the run
 // of thread t holds, at position r, tile element (k_of(t, r), n_of(t, r)). The bits of the

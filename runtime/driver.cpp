@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
 #include <utility>
 
 namespace nibble::runtime {
@@ -29,6 +30,7 @@ struct DriverApi {
   int (*cuMemcpyHtoD)(DevicePointer, const void*, size_t) = nullptr;
   int (*cuMemcpyDtoH)(void*, DevicePointer, size_t) = nullptr;
   int (*cuMemsetD8)(DevicePointer, unsigned char, size_t) = nullptr;
+  int (*cuMemcpyDtoD)(DevicePointer, DevicePointer, size_t) = nullptr;
   int (*cuModuleLoadDataEx)(void**, const void*, unsigned, int*, void**) = nullptr;
   int (*cuModuleUnload)(void*) = nullptr;
   int (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
@@ -100,6 +102,7 @@ std::unique_ptr<DriverApi> load_driver() {
   resolve(*api, api->cuMemcpyHtoD, "cuMemcpyHtoD_v2");
   resolve(*api, api->cuMemcpyDtoH, "cuMemcpyDtoH_v2");
   resolve(*api, api->cuMemsetD8, "cuMemsetD8_v2");
+  resolve(*api, api->cuMemcpyDtoD, "cuMemcpyDtoD_v2");
   resolve(*api, api->cuModuleLoadDataEx, "cuModuleLoadDataEx");
   resolve(*api, api->cuModuleUnload, "cuModuleUnload");
   resolve(*api, api->cuModuleGetFunction, "cuModuleGetFunction");
@@ -250,6 +253,14 @@ void DeviceBuffer::download(std::span<std::byte> host, size_t offset) const {
 
 void DeviceBuffer::fill_bytes(uint8_t value) {
   check(api(), api().cuMemsetD8(pointer_, value, bytes_), "cuMemsetD8");
+}
+
+void DeviceBuffer::copy_from(const DeviceBuffer& source) {
+  if (source.bytes_ != bytes_) {
+    throw std::invalid_argument(fmt::format("DeviceBuffer::copy_from: {} bytes into a buffer of {}",
+                                            source.bytes_, bytes_));
+  }
+  check(api(), api().cuMemcpyDtoD(pointer_, source.pointer_, bytes_), "cuMemcpyDtoD");
 }
 
 // ---- modules and launches --------------------------------------------------------------------

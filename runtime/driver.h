@@ -92,6 +92,8 @@ class DeviceBuffer {
   void upload(std::span<const std::byte> host, size_t offset = 0);
   void download(std::span<std::byte> host, size_t offset = 0) const;
   void fill_bytes(uint8_t value);
+  // Copies `source` (of the same size) device to device, synchronously.
+  void copy_from(const DeviceBuffer& source);
 
  private:
   DevicePointer pointer_ = 0;

@@ -29,6 +29,10 @@ void check_options(const QuantizeOptions& options, int64_t k, int64_t n, size_t 
   if (type.is_integer() && type.bits() < 2 && type.is_signed()) {
     throw QuantizeError("quantize: i1 holds only 0 and -1; use u1 or a wider type");
   }
+  if (type.is_integer() && type.bits() < 2 && !options.zero_points) {
+    throw QuantizeError(
+        "quantize: symmetric u1 has the levels -1 and 0 only; quantize u1 with zero points");
+  }
   const std::string scale = options.scale_type.name();
   if (scale != "f16" && scale != "bf16") {
     throw QuantizeError(fmt::format("quantize: scales must be f16 or bf16, not {}", scale));

@@ -50,7 +50,7 @@ std::vector<uint8_t> repack_weight(const QuantizedWeight& weight, const QuantGem
   std::vector<uint8_t> out(dtypes::packed_size_bytes(config.weight, count), 0);
   for_each_repacked(weight.k, weight.n, config, [&](int64_t stream, int64_t row, int64_t column) {
     dtypes::write_packed(config.weight, out.data(), static_cast<size_t>(stream),
-                         weight.code(row, column));
+                         stored_code(config, weight.code(row, column)));
   });
   return out;
 }
@@ -65,8 +65,9 @@ std::vector<uint64_t> unpack_repacked(const std::vector<uint8_t>& repacked, int6
   }
   std::vector<uint64_t> codes(count);
   for_each_repacked(k, n, config, [&](int64_t stream, int64_t row, int64_t column) {
-    codes[static_cast<size_t>(row * n + column)] =
-        dtypes::read_packed(config.weight, repacked.data(), static_cast<size_t>(stream));
+    // stored_code() is its own inverse (a flipped bit, or nothing).
+    codes[static_cast<size_t>(row * n + column)] = stored_code(
+        config, dtypes::read_packed(config.weight, repacked.data(), static_cast<size_t>(stream)));
   });
   return codes;
 }

@@ -15,8 +15,8 @@
 
 namespace nibble::examples {
 
-// The weight's codes in the kernel's order for `config`, packed as a bit stream of
-// config.weight codes. Throws QuantGemmError when the weight's type differs from the
+// The weight's codes in the kernel's order for `config`, as stored_code() gives them, packed as
+// a bit stream. Throws QuantGemmError when the weight's type differs from the
 // configuration's or its K / N are not multiples of block_k / block_n.
 std::vector<uint8_t> repack_weight(const QuantizedWeight& weight, const QuantGemmConfig& config);
 

@@ -8,6 +8,7 @@
 #include "dtypes/codec.h"
 #include "examples/quant/repack.h"
 #include "examples/quant/run.h"
+#include "tests/examples/quant_gemm_support.h"
 
 using namespace nibble;
 using dtypes::DataType;
@@ -17,65 +18,7 @@ using examples::QuantSchedule;
 
 namespace {
 
-struct Problem {
-  int64_t m, n, k;
-  std::vector<double> a;  // as rounded to the activation type
-  std::vector<uint16_t> a_codes;
-  examples::QuantizedWeight weight;
-};
-
-Problem make_problem(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k,
-                     uint64_t seed) {
-  std::mt19937_64 random(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  Problem p{m, n, k, {}, {}, {}};
-  for (int64_t i = 0; i < m * k; ++i) {
-    const uint64_t code = dtypes::encode(config.activation, normal(random));
-    p.a_codes.push_back(static_cast<uint16_t>(code));
-    p.a.push_back(dtypes::decode(config.activation, code));
-  }
-  std::vector<double> w(static_cast<size_t>(k * n));
-  for (double& v : w)
-    v = 0.05 * normal(random);
-  examples::QuantizeOptions options;
-  options.weight_type = config.weight;
-  options.group_size = config.group_size;
-  options.scale_type = config.activation;
-  options.zero_points = config.zero_points;
-  p.weight = examples::quantize(w, k, n, options);
-  return p;
-}
-
-// |C - reference| within the rounding of the dequantized weights and of C to the activation
-// type, and f32 accumulation.
-void check_against_reference(const QuantGemmConfig& config, const Problem& p,
-                             const std::vector<uint16_t>& c) {
-  const std::vector<double> reference = examples::reference_matmul(p.a, p.m, p.weight);
-  const std::vector<double> w = examples::dequantize(p.weight);
-  const double eps =
-      config.activation == DataType::bf16() ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
-  REQUIRE(c.size() == reference.size());
-  int64_t bad = 0;
-  for (int64_t i = 0; i < p.m; ++i) {
-    for (int64_t j = 0; j < p.n; ++j) {
-      double magnitude = 0;
-      for (int64_t kk = 0; kk < p.k; ++kk)
-        magnitude +=
-            std::abs(p.a[static_cast<size_t>(i * p.k + kk)] * w[static_cast<size_t>(kk * p.n + j)]);
-      const double expected = reference[static_cast<size_t>(i * p.n + j)];
-      const double got = dtypes::decode(config.activation, c[static_cast<size_t>(i * p.n + j)]);
-      const double tolerance = 2 * eps * magnitude + eps * std::abs(expected) + 1e-6;
-      if (!(std::abs(got - expected) <= tolerance)) {
-        if (bad < 5) {
-          UNSCOPED_INFO(config.name() << ": C[" << i << ", " << j << "] = " << got << ", reference "
-                                      << expected << " (tolerance " << tolerance << ")");
-        }
-        ++bad;
-      }
-    }
-  }
-  CHECK(bad == 0);
-}
+using namespace quant_gemm_test;
 
 void run_case(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k, uint64_t seed) {
   INFO(config.name() << " M=" << m << " N=" << n << " K=" << k);
@@ -102,12 +45,139 @@ TEST_CASE("the re-packed order is a permutation of the tile", "[examples][quant_
   }
 }
 
-TEST_CASE("quant_gemm decode, u4 g32 on the interpreter", "[examples][quant_gemm]") {
+const char* const kWeightTypes[] = {
+    "u1", "u2", "u3", "u4", "u5", "u6",     "u7",     "u8",     "i1",     "i2",     "i3",
+    "i4", "i5", "i6", "i7", "i8", "f4e2m1", "f6e3m2", "f6e2m3", "f8e4m3", "f8e5m2", "f5e2m2"};
+
+TEST_CASE("every weight type, decode and prefill configurations, on the interpreter",
+          "[examples][quant_gemm]") {
+  for (const char* type : kWeightTypes) {
+    const DataType weight = DataType::parse(type);
+    for (int64_t m : {3, 77}) {
+      const int64_t n = 128;
+      const int64_t k = 512;
+      const QuantGemmConfig config =
+          examples::choose_quant_gemm_config(m, n, k, weight, DataType::f16(), 128, false);
+      CHECK(config.schedule == (m <= 64 ? QuantSchedule::Decode : QuantSchedule::Prefill));
+      run_case(config, m, n, k, 11);
+    }
+  }
+}
+
+TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the interpreter",
+          "[examples][quant_gemm]") {
+  QuantGemmConfig base;
+  base.block_n = 32;
+  base.block_k = 64;
+  base.warps = 2;
+  for (int64_t group : {32, 64, 128, 0}) {
+    QuantGemmConfig config = base;
+    config.group_size = group;
+    run_case(config, 5, 64, 256, 2);
+  }
+  {
+    QuantGemmConfig config = base;
+    config.zero_points = true;
+    config.group_size = 64;
+    run_case(config, 5, 64, 256, 3);
+  }
+  for (const char* type : {"u4", "i8", "f8e4m3", "u3"}) {
+    QuantGemmConfig config = base;
+    config.weight = DataType::parse(type);
+    config.activation = DataType::bf16();
+    config.group_size = 64;
+    run_case(config, 2, 64, 256, 4);
+  }
+  {
+    QuantGemmConfig config = base;
+    config.split_k = 2;
+    config.unroll = 2;
+    config.stages = 3;
+    run_case(config, 17, 64, 512, 5);
+  }
+  {
+    QuantGemmConfig config = base;
+    config.stages = 1;
+    config.block_m = 32;
+    run_case(config, 40, 32, 128, 6);
+  }
+}
+
+TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") {
+  auto message_of = [](auto&& action) {
+    try {
+      action();
+    } catch (const QuantGemmError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
   QuantGemmConfig config;
-  config.weight = DataType::uint(4);
-  config.group_size = 32;
-  config.block_n = 32;
+  config.block_n = 64;
   config.block_k = 64;
-  config.warps = 2;
-  run_case(config, 3, 64, 128, 1);
+  CHECK_THAT(message_of([&] { examples::check_quant_gemm_shape(config, 1, 64, 200); }),
+             Catch::Contains("K=200 is not a multiple of the group size 128"));
+  CHECK_THAT(message_of([&] { examples::check_quant_gemm_shape(config, 1, 100, 256); }),
+             Catch::Contains("N=100 is not a multiple of block_n 64"));
+  CHECK_THAT(message_of([&] { examples::check_quant_gemm_shape(config, 0, 64, 256); }),
+             Catch::Contains("at least 1"));
+  QuantGemmConfig bad = config;
+  bad.weight = DataType::sint(4);
+  bad.zero_points = true;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("zero points need an unsigned integer weight, not i4"));
+  bad = config;
+  bad.weight = DataType::f16();
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("weight type f16: integers or floats of at most 8 bits"));
+  bad = config;
+  bad.activation = DataType::f32();
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("activation type f32"));
+  bad = config;
+  bad.block_n = 48;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("block_n 48 is not a power of two"));
+  bad = config;
+  bad.group_size = 96;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("must divide one another"));
+  CHECK_THAT(message_of([&] {
+               examples::choose_quant_gemm_config(1, 100, 4096, DataType::uint(4), DataType::f16(),
+                                                  128, false);
+             }),
+             Catch::Contains("N=100 is not a multiple of block_n"));
+
+  // A quantized weight that does not fit the configuration.
+  const Problem p = make_problem(config, 1, 64, 256, 7);
+  QuantGemmConfig other = config;
+  other.group_size = 64;
+  CHECK_THAT(message_of([&] { examples::prepare_weight(p.weight, other); }),
+             Catch::Contains("quantized with groups of 128, the kernel expects 64"));
+  other = config;
+  other.zero_points = true;
+  CHECK_THAT(message_of([&] { examples::prepare_weight(p.weight, other); }),
+             Catch::Contains("zero points the weight does not have"));
+  other = config;
+  other.weight = DataType::uint(8);
+  CHECK_THAT(message_of([&] { examples::prepare_weight(p.weight, other); }),
+             Catch::Contains("the weight holds u4 codes"));
+  const examples::PreparedWeight prepared = examples::prepare_weight(p.weight, config);
+  CHECK_THAT(message_of([&] { examples::run_quant_gemm_interpreted(prepared, 2, p.a_codes); }),
+             Catch::Contains("A has 256 elements, M x K is 512"));
+}
+
+TEST_CASE("the re-packed weights round-trip", "[examples][quant_gemm]") {
+  QuantGemmConfig config;
+  config.weight = DataType::uint(3);
+  config.block_n = 64;
+  config.block_k = 256;
+  const Problem p = make_problem(config, 1, 128, 512, 8);
+  const std::vector<uint8_t> repacked = examples::repack_weight(p.weight, config);
+  const std::vector<uint64_t> codes = examples::unpack_repacked(repacked, 512, 128, config);
+  int64_t mismatches = 0;
+  for (int64_t row = 0; row < 512; ++row)
+    for (int64_t column = 0; column < 128; ++column)
+      mismatches += codes[static_cast<size_t>(row * 128 + column)] != p.weight.code(row, column);
+  CHECK(mismatches == 0);
 }

@@ -1,0 +1,40 @@
+// Running the quantized GEMM on the GPU: the kernels of one configuration, compiled through the
+// kernel cache and loaded, with the workspace a split-K configuration needs.
+//
+//   QuantGemmDevice gemm(config);            // compiles (or takes from the cache) and loads
+//   gemm.run(a, w, s, z, c, m, n, k);        // device pointers; z = 0 without zero points
+//
+// run() checks the call (shape against the configuration, pointer alignment) before anything
+// is launched and throws QuantGemmError / dsl::LaunchError naming what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "examples/quant_gemm.h"
+#include "frontend/cpp/compiled_kernel.h"
+#include "runtime/driver.h"
+
+namespace nibble::examples {
+
+class QuantGemmDevice {
+ public:
+  explicit QuantGemmDevice(const QuantGemmConfig& config);
+
+  const QuantGemmConfig& config() const { return config_; }
+  const dsl::GpuKernel& kernel() const { return gemm_; }
+
+  // C[m, n] = A[m, k] · dequant(W) on `stream`. W, scales and zeros as prepare_weight() made
+  // them (examples/quant/run.h), uploaded as they are.
+  void run(runtime::DevicePointer a, runtime::DevicePointer w, runtime::DevicePointer scales,
+           runtime::DevicePointer zeros, runtime::DevicePointer c, int64_t m, int64_t n, int64_t k,
+           void* stream = nullptr);
+
+ private:
+  QuantGemmConfig config_;
+  dsl::GpuKernel gemm_;
+  std::optional<dsl::GpuKernel> finish_;
+  runtime::DeviceBuffer workspace_;  // f32 [m, n], all zeros between calls
+};
+
+}  // namespace nibble::examples

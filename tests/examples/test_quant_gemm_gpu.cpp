@@ -1,0 +1,129 @@
+// The quantized GEMM on the GPU (label gpu): every weight type with its decode and prefill
+// configurations, and the variants (group sizes, zero points, bf16, split K), against the
+// double-precision reference on fresh random inputs, C poisoned with NaN first; and the
+// errors a bad call gets before anything is launched.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <random>
+
+#include "examples/quant/device.h"
+#include "examples/quant/run.h"
+#include "tests/examples/quant_gemm_support.h"
+#include "tests/gpu_support.h"
+
+using namespace nibble;
+using dtypes::DataType;
+using examples::QuantGemmConfig;
+using runtime::DeviceBuffer;
+using namespace quant_gemm_test;
+
+namespace {
+
+template <typename T>
+DeviceBuffer upload(const std::vector<T>& values) {
+  DeviceBuffer buffer(std::max<size_t>(values.size() * sizeof(T), 16));
+  if (!values.empty()) buffer.upload(std::as_bytes(std::span<const T>(values)));
+  return buffer;
+}
+
+// Fresh inputs on every run: the seed comes from the system and is printed for replay.
+uint64_t fresh_seed() {
+  static const uint64_t seed = [] {
+    std::random_device source;
+    const uint64_t value = (static_cast<uint64_t>(source()) << 32) | source();
+    std::printf("seed: %llu\n", static_cast<unsigned long long>(value));
+    return value;
+  }();
+  return seed;
+}
+
+void run_case(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k, uint64_t salt) {
+  const uint64_t seed = fresh_seed() + salt;
+  INFO(config.name() << " M=" << m << " N=" << n << " K=" << k << " seed " << seed);
+  const Problem p = make_problem(config, m, n, k, seed);
+  const examples::PreparedWeight prepared = examples::prepare_weight(p.weight, config);
+  DeviceBuffer a = upload(p.a_codes);
+  DeviceBuffer w = upload(prepared.codes);
+  DeviceBuffer s = upload(prepared.scales);
+  DeviceBuffer z = upload(prepared.zeros);
+  DeviceBuffer c(static_cast<size_t>(m * n) * 2);
+  examples::QuantGemmDevice gemm(config);
+  for (int call = 0; call < 2; ++call) {  // twice: the split-K workspace must be clean again
+    c.fill_bytes(0xff);                   // NaN: an element never written fails the check
+    gemm.run(a.pointer(), w.pointer(), s.pointer(), config.zero_points ? z.pointer() : 0,
+             c.pointer(), m, n, k);
+    runtime::Driver::get().synchronize();
+    std::vector<uint16_t> result(static_cast<size_t>(m * n));
+    c.download(std::as_writable_bytes(std::span<uint16_t>(result)));
+    check_against_reference(config, p, result);
+  }
+}
+
+const char* const kWeightTypes[] = {
+    "u1", "u2", "u3", "u4", "u5", "u6",     "u7",     "u8",     "i1",     "i2",     "i3",
+    "i4", "i5", "i6", "i7", "i8", "f4e2m1", "f6e3m2", "f6e2m3", "f8e4m3", "f8e5m2", "f5e2m2"};
+
+}  // namespace
+
+TEST_CASE("every weight type, decode and prefill, on the GPU", "[gpu][quant_gemm]") {
+  nibble::testing::require_gpu();
+  for (const char* type : kWeightTypes) {
+    const DataType weight = DataType::parse(type);
+    for (int64_t m : {1, 13, 200}) {
+      const int64_t n = 256;
+      const int64_t k = 1024;
+      const QuantGemmConfig config =
+          examples::choose_quant_gemm_config(m, n, k, weight, DataType::f16(), 128, false);
+      run_case(config, m, n, k, 100 + static_cast<uint64_t>(m));
+    }
+  }
+}
+
+TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_gemm]") {
+  nibble::testing::require_gpu();
+  for (int64_t group : {32, 64, 0}) {
+    for (int64_t m : {1, 300}) {
+      run_case(examples::choose_quant_gemm_config(m, 256, 1024, DataType::uint(4), DataType::f16(),
+                                                  group, false),
+               m, 256, 1024, 200);
+    }
+  }
+  for (const char* type : {"u4", "u8"}) {
+    run_case(examples::choose_quant_gemm_config(5, 256, 1024, DataType::parse(type),
+                                                DataType::f16(), 128, true),
+             5, 256, 1024, 201);
+  }
+  for (const char* type : {"u4", "i8", "f8e4m3", "u3", "f6e3m2"}) {
+    for (int64_t m : {2, 130}) {
+      run_case(examples::choose_quant_gemm_config(m, 256, 1024, DataType::parse(type),
+                                                  DataType::bf16(), 128, false),
+               m, 256, 1024, 202);
+    }
+  }
+  QuantGemmConfig split;
+  split.block_n = 64;
+  split.block_k = 64;
+  split.split_k = 4;
+  split.unroll = 2;
+  split.stages = 3;
+  run_case(split, 9, 128, 2048, 203);
+}
+
+TEST_CASE("a bad call is refused before launch", "[gpu][quant_gemm]") {
+  nibble::testing::require_gpu();
+  QuantGemmConfig config;
+  config.block_n = 64;
+  config.block_k = 64;
+  examples::QuantGemmDevice gemm(config);
+  DeviceBuffer buffer(1 << 20);
+  const auto p = buffer.pointer();
+  CHECK_THROWS_WITH(gemm.run(p, p, p, 0, p, 1, 64, 200),
+                    Catch::Contains("K=200 is not a multiple of the group size 128"));
+  CHECK_THROWS_WITH(gemm.run(p + 2, p, p, 0, p, 1, 64, 256), Catch::Contains("'a'"));
+  QuantGemmConfig with_zeros = config;
+  with_zeros.zero_points = true;
+  examples::QuantGemmDevice zeros(with_zeros);
+  CHECK_THROWS_WITH(zeros.run(p, p, p, 0, p, 1, 64, 256),
+                    Catch::Contains("reads zero points; none given"));
+}
