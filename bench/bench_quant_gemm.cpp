@@ -10,13 +10,17 @@
 // double-precision product computed on the host from the same bytes.
 //
 //   bench_quant_gemm [--out FILE.json] [--types u4,u8,…] [--m 1,16,…] [--shapes KxN,…]
-//                    [--repeats N] [--group G]
+//                    [--repeats N] [--group G] [--variants "unroll=4,warps=8;stages=3"]
+//
+// --variants measures each listed override of the chosen configuration (keys: block_m,
+// block_n, block_k, warps, split_k, unroll, stages), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -41,6 +45,15 @@ std::vector<std::string> split(const std::string& text, char separator) {
   for (std::string part; std::getline(stream, part, separator);)
     if (!part.empty()) parts.push_back(part);
   return parts;
+}
+
+std::vector<std::pair<int64_t, std::string>> cross(const std::vector<int64_t>& ms,
+                                                   const std::vector<std::string>& variants) {
+  std::vector<std::pair<int64_t, std::string>> pairs;
+  for (int64_t m : ms)
+    for (const std::string& variant : variants)
+      pairs.emplace_back(m, variant);
+  return pairs;
 }
 
 double median(std::vector<double> values) {
@@ -119,6 +132,34 @@ struct Shape {
   int64_t k, n;
 };
 
+// Applies "key=value,key=value" to a configuration.
+QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overrides) {
+  for (const std::string& assignment : split(overrides, ',')) {
+    const auto parts = split(assignment, '=');
+    if (parts.size() != 2) throw std::invalid_argument("bad override '" + assignment + "'");
+    const int64_t value = std::stoll(parts[1]);
+    const std::string& key = parts[0];
+    if (key == "block_m") {
+      config.block_m = value;
+    } else if (key == "block_n") {
+      config.block_n = value;
+    } else if (key == "block_k") {
+      config.block_k = value;
+    } else if (key == "warps") {
+      config.warps = static_cast<int>(value);
+    } else if (key == "split_k") {
+      config.split_k = value;
+    } else if (key == "unroll") {
+      config.unroll = value;
+    } else if (key == "stages") {
+      config.stages = value;
+    } else {
+      throw std::invalid_argument("unknown override key '" + key + "'");
+    }
+  }
+  return config;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,6 +170,7 @@ int main(int argc, char** argv) {
                                {8192, 10240}, {8192, 57344}, {28672, 8192}};
   int repeats = 15;
   int64_t group = 128;
+  std::vector<std::string> variants = {""};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string arg = argv[i];
     const std::string value = argv[i + 1];
@@ -148,6 +190,8 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--repeats") {
       repeats = std::max(1, std::stoi(value));
+    } else if (arg == "--variants") {
+      variants = split(value, ';');
     } else if (arg == "--group") {
       group = std::stoll(value);
     } else {
@@ -215,16 +259,27 @@ int main(int argc, char** argv) {
         a_device.upload(bytes_of(a));
         s_device.upload(bytes_of(scales));
         DeviceBuffer c_device(static_cast<size_t>(max_m * n) * 2);
-        for (int64_t m : ms) {
+        for (const auto& [m, variant] : cross(ms, variants)) {
           QuantGemmConfig config;
           try {
-            config = examples::choose_quant_gemm_config(m, n, k, weight, activation, group, false,
-                                                        device.multiprocessors);
-          } catch (const examples::QuantGemmError& error) {
+            config = with_overrides(
+                examples::choose_quant_gemm_config(m, n, k, weight, activation, group, false,
+                                                   device.multiprocessors),
+                variant);
+            examples::check_quant_gemm_shape(config, m, n, k);
+          } catch (const std::exception& error) {
             fmt::print("skip {} M={} K={} N={}: {}\n", type_name, m, k, n, error.what());
             continue;
           }
-          examples::QuantGemmDevice gemm(config);
+          std::optional<examples::QuantGemmDevice> built;
+          try {
+            built.emplace(config);
+          } catch (const std::exception& error) {
+            fmt::print("FAILED to build {}: {}\n", config.name(), error.what());
+            ++failures;
+            continue;
+          }
+          examples::QuantGemmDevice& gemm = *built;
           auto call = [&] {
             gemm.run(a_device.pointer(), w_device.pointer(), s_device.pointer(), 0,
                      c_device.pointer(), m, n, k);

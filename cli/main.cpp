@@ -20,8 +20,10 @@ const std::vector<Subcommand>& subcommands() {
   static const std::vector<Subcommand> table = {
       {"dtypes", "nibble dtypes [NAME] [--all] [--format text|tsv] [--encode VALUE...]",
        "list element types; with NAME, every value of that type", nibble::cli::run_dtypes},
-      {"demo", "nibble demo",
-       "quantize, pack and convert back with the GPU bit-op plans, checked exactly",
+      {"demo",
+       "nibble demo [plans] [--m M] [--n N] [--k K] [--type u4] [--group 128] [--interpret]",
+       "the main job: a u4 quantized GEMM run (GPU, else interpreter) and checked; `plans`: "
+       "the conversion plans, checked exactly",
        nibble::cli::run_demo},
       {"layout",
        "nibble layout \"<layout>\"|ATOM [--shape R,C] [--dtype T] [--swizzle 128B] [--mesh "

@@ -96,7 +96,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config);
 vm::Program quant_gemm_finish(dtypes::DataType activation);
 
 // Picks a configuration for a call of shape (m, n, k) with the given weight: the decode
-// schedule up to M = 64 (K split until the grid has two blocks per SM of `sm_count`), prefill
+// schedule up to M = 64 (K split until the grid has eight blocks per SM of `sm_count`), prefill
 // beyond. Throws QuantGemmError when no configuration fits the shape.
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, dtypes::DataType weight,
                                          dtypes::DataType activation, int64_t group_size,

@@ -53,14 +53,80 @@ bool is_comparison(vm::ElementwiseOp op) {
          op == ElementwiseOp::Le || op == ElementwiseOp::Gt || op == ElementwiseOp::Ge;
 }
 
-struct OperandValues {
-  DataType dtype = DataType::f32();
-  std::vector<llvm::Value*> values;  // per result entry
-  llvm::Value* scalar = nullptr;
-  llvm::Value* at(size_t e) const { return scalar != nullptr ? scalar : values[e]; }
-};
+// Packed half arithmetic: the slots 2i and 2i + 1 of a thread form one f16x2 (bf16x2)
+// register, the pair the mma fragments and the conversion plans use. Computing on those pairs
+// (rather than leaving the pairing to LLVM's vectorizer, which may pair other slots and then
+// shuffle) keeps each pair in its register. Exact: IEEE add, sub, mul and fma of f16 (bf16) are
+// correctly rounded, as the interpreter's one rounding of the exact result.
+bool is_pairable(vm::ElementwiseOp op) {
+  using vm::ElementwiseOp;
+  return op == ElementwiseOp::Add || op == ElementwiseOp::Sub || op == ElementwiseOp::Mul ||
+         op == ElementwiseOp::Fma;
+}
 
 }  // namespace
+
+bool KernelEmitter::paired_half_op(const vm::Elementwise& instruction,
+                                   const std::vector<OperandValues>& in) {
+  const DataType type = reg(instruction.result).dtype;
+  const bool half = type == DataType::f16() || (type == DataType::bf16() && target.sm >= 90);
+  if (!half || !is_pairable(instruction.op)) return false;
+  for (const OperandValues& operand : in)
+    if (operand.dtype != type) return false;
+  return true;
+}
+
+void KernelEmitter::emit_paired_half(vm::ElementwiseOp op, DataType type, const RegisterMap& map,
+                                     const std::vector<OperandValues>& in,
+                                     std::vector<llvm::Value*>& out) {
+  std::vector<int64_t> entry_of_slot(static_cast<size_t>(map.slots), -1);
+  for (size_t e = 0; e < map.entries.size(); ++e)
+    entry_of_slot[static_cast<size_t>(map.entries[e].slot)] = static_cast<int64_t>(e);
+  llvm::Type* scalar_type = value_type(type);
+  llvm::Type* pair_type = llvm::FixedVectorType::get(scalar_type, 2);
+  auto apply = [&](const std::vector<llvm::Value*>& x) -> llvm::Value* {
+    switch (op) {
+      case vm::ElementwiseOp::Add:
+        return builder.CreateFAdd(x[0], x[1]);
+      case vm::ElementwiseOp::Sub:
+        return builder.CreateFSub(x[0], x[1]);
+      case vm::ElementwiseOp::Mul:
+        return builder.CreateFMul(x[0], x[1]);
+      default:
+        return builder.CreateIntrinsic(llvm::Intrinsic::fma, {x[0]->getType()}, {x[0], x[1], x[2]});
+    }
+  };
+  auto as_value = [&](llvm::Value* v) {
+    return v->getType()->isIntegerTy() ? builder.CreateBitCast(v, scalar_type) : v;
+  };
+  for (int64_t slot = 0; slot < map.slots; slot += 2) {
+    const int64_t first = entry_of_slot[static_cast<size_t>(slot)];
+    const int64_t second =
+        slot + 1 < map.slots ? entry_of_slot[static_cast<size_t>(slot + 1)] : int64_t{-1};
+    if (first < 0 || second < 0) {
+      for (int64_t e : {first, second}) {
+        if (e < 0) continue;
+        std::vector<llvm::Value*> x;
+        for (const OperandValues& operand : in)
+          x.push_back(as_value(operand.at(static_cast<size_t>(e))));
+        out[static_cast<size_t>(e)] = apply(x);
+      }
+      continue;
+    }
+    std::vector<llvm::Value*> x;
+    for (const OperandValues& operand : in) {
+      llvm::Value* pair = llvm::PoisonValue::get(pair_type);
+      pair = builder.CreateInsertElement(pair, as_value(operand.at(static_cast<size_t>(first))),
+                                         uint64_t{0});
+      pair = builder.CreateInsertElement(pair, as_value(operand.at(static_cast<size_t>(second))),
+                                         uint64_t{1});
+      x.push_back(pair);
+    }
+    llvm::Value* r = apply(x);
+    out[static_cast<size_t>(first)] = builder.CreateExtractElement(r, uint64_t{0});
+    out[static_cast<size_t>(second)] = builder.CreateExtractElement(r, uint64_t{1});
+  }
+}
 
 void KernelEmitter::emit(const vm::Elementwise& instruction) {
   using vm::ElementwiseOp;
@@ -142,6 +208,8 @@ void KernelEmitter::emit(const vm::Elementwise& instruction) {
                                           : builder.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
       }
     }
+  } else if (paired_half_op(instruction, in)) {
+    emit_paired_half(op, type, *result.map, in, out);
   } else if (type.is_float()) {
     const bool narrow_fma = op == ElementwiseOp::Fma && type != DataType::f32();
     const bool use_f32 = type.bits() <= 32 && all_exact_f32 && !narrow_fma;

@@ -26,7 +26,8 @@ using Run = std::vector<const SlotEntry*>;
 
 // Runs of entries (sorted by slot) whose elements are consecutive along the last dimension, split
 // into power-of-two pieces of at most max_bits; sub-byte pieces are whole, word-aligned words.
-std::vector<Run> runs_of(const RegisterMap& map, int bits, int64_t max_bits, bool require_primary) {
+std::vector<Run> runs_of(const RegisterMap& map, int bits, int64_t max_bits, bool require_primary,
+                         bool wide_odd_packed = false) {
   std::vector<const SlotEntry*> entries;
   for (const SlotEntry& entry : map.entries)
     entries.push_back(&entry);
@@ -49,7 +50,11 @@ std::vector<Run> runs_of(const RegisterMap& map, int bits, int64_t max_bits, boo
       maximal.push_back({entry});
     }
   }
-  const int64_t max_elements = std::max<int64_t>(1, max_bits / bits);
+  // With wide_odd_packed, packed widths that do not divide 128 (3, 5, 6, 7 bits) move in runs
+  // of up to 128 elements, a whole number of 128-bit words (the caller splits the access).
+  const bool odd_packed = wide_odd_packed && bits < 8 && 128 % bits != 0;
+  const int64_t max_elements =
+      odd_packed ? std::max<int64_t>(1, max_bits) : std::max<int64_t>(1, max_bits / bits);
   std::vector<Run> pieces;
   for (const Run& run : maximal) {
     size_t at = 0;
@@ -266,8 +271,6 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
   auto element_wise = [&](const Run& run) {
     for (const SlotEntry* entry : run) {
       if (result.packed) {
-        if (bits != 1 && bits != 2 && bits != 4)
-          unsupported(fmt::format("element-wise loads of {}", result.dtype.name()));
         write_slot(result, entry->slot, builder.getInt8(static_cast<uint8_t>(other_code)));
       } else {
         write_slot(result, entry->slot, other);
@@ -275,11 +278,37 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
       guarded(access.inside(*entry), [&] {
         llvm::Value* offset = access.element_offset(*entry);
         llvm::Value* pointer = access.pointer(offset);
-        if (result.packed) {
+        if (result.packed && 8 % bits == 0) {
           llvm::Value* byte = builder.CreateLoad(i8(), pointer);
           llvm::Value* shift = builder.CreateTrunc(
               builder.CreateAnd(builder.CreateMul(offset, const_i64(bits)), 7), i8());
           write_slot(result, entry->slot, builder.CreateLShr(byte, shift));
+        } else if (result.packed) {
+          // An element of 3, 5, 6 or 7 bits may straddle two bytes; the second is read only
+          // when it does (it may lie past the end of the buffer otherwise).
+          llvm::Value* shift = builder.CreateAnd(builder.CreateMul(offset, const_i64(bits)), 7);
+          llvm::Value* low = builder.CreateZExt(builder.CreateLoad(i8(), pointer), i32());
+          llvm::Value* straddles =
+              builder.CreateICmpUGT(builder.CreateAdd(shift, const_i64(bits)), const_i64(8));
+          llvm::Value* code = builder.CreateLShr(low, builder.CreateTrunc(shift, i32()));
+          llvm::BasicBlock* before = builder.GetInsertBlock();
+          llvm::BasicBlock* second = new_block("load_second_byte");
+          llvm::BasicBlock* done = new_block("load_element_done");
+          builder.CreateCondBr(straddles, second, done);
+          builder.SetInsertPoint(second);
+          llvm::Value* high = builder.CreateZExt(
+              builder.CreateLoad(i8(), builder.CreateInBoundsGEP(i8(), pointer, {const_i64(1)})),
+              i32());
+          llvm::Value* joined = builder.CreateOr(
+              code, builder.CreateShl(
+                        high, builder.CreateTrunc(builder.CreateSub(const_i64(8), shift), i32())));
+          builder.CreateBr(done);
+          llvm::BasicBlock* second_end = builder.GetInsertBlock();
+          builder.SetInsertPoint(done);
+          llvm::PHINode* value = builder.CreatePHI(i32(), 2);
+          value->addIncoming(code, before);
+          value->addIncoming(joined, second_end);
+          write_slot(result, entry->slot, builder.CreateTrunc(value, i8()));
         } else {
           auto* load = builder.CreateLoad(value_type(result.dtype), pointer);
           load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
@@ -289,7 +318,7 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
   };
 
-  for (const Run& run : runs_of(*result.map, bits, 128, false)) {
+  for (const Run& run : runs_of(*result.map, bits, 128, false, /*wide_odd_packed=*/true)) {
     const auto k = static_cast<int64_t>(run.size());
     const int64_t access_bits = k * bits;
     const bool vectorizable = unit_stride && (result.packed ? access_bits % 32 == 0 : k > 1);
@@ -299,14 +328,16 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
     ++vector_runs;
     widest = std::max(widest, static_cast<int>(access_bits));
-    const bool aligned = access.provably_aligned(run, access_bits, param.alignment_bytes);
+    // The alignment each access needs: the run in pieces of at most 128 bits.
+    const int64_t chunk_bits = std::min<int64_t>(128, access_bits & -access_bits);
+    const bool aligned = access.provably_aligned(run, chunk_bits, param.alignment_bytes);
     llvm::Value* start = access.element_offset(*run.front());
     llvm::Value* fast = access.run_inside(run);
     if (!aligned) {
       llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
       llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
       llvm::Value* misaligned =
-          builder.CreateOr(builder.CreateAnd(address, const_i64(access_bits / 8 - 1)),
+          builder.CreateOr(builder.CreateAnd(address, const_i64(chunk_bits / 8 - 1)),
                            builder.CreateAnd(bit_offset, const_i64(7)));
       fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
     }
@@ -315,18 +346,28 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     llvm::BasicBlock* join = new_block("load_join");
     builder.CreateCondBr(fast, vector_block, scalar_block);
     builder.SetInsertPoint(vector_block);
-    llvm::Type* type = access_type(context, access_bits);
-    auto* load = builder.CreateLoad(type, access.pointer(start));
-    load->setAlignment(llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
     if (result.packed) {
+      // Whole words, in accesses of at most 128 bits (odd widths give runs of up to 384).
       const int64_t first_word = run.front()->slot * bits / 32;
-      for (int64_t w = 0; w < access_bits / 32; ++w) {
-        llvm::Value* word = access_bits == 32
-                                ? static_cast<llvm::Value*>(load)
-                                : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
-        write_word(result, first_word + w, word);
+      llvm::Value* base = access.pointer(start);
+      for (int64_t done_bits = 0; done_bits < access_bits;) {
+        const int64_t chunk = std::min<int64_t>(chunk_bits, access_bits - done_bits);
+        auto* load =
+            builder.CreateLoad(access_type(context, chunk),
+                               builder.CreateInBoundsGEP(i8(), base, {const_i64(done_bits / 8)}));
+        load->setAlignment(llvm::Align(static_cast<uint64_t>(chunk / 8)));
+        for (int64_t w = 0; w < chunk / 32; ++w) {
+          llvm::Value* word = chunk == 32
+                                  ? static_cast<llvm::Value*>(load)
+                                  : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
+          write_word(result, first_word + done_bits / 32 + w, word);
+        }
+        done_bits += chunk;
       }
     } else {
+      llvm::Type* type = access_type(context, access_bits);
+      auto* load = builder.CreateLoad(type, access.pointer(start));
+      load->setAlignment(llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       llvm::Value* elements = builder.CreateBitCast(
           load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
       for (int64_t i = 0; i < k; ++i) {
@@ -402,14 +443,16 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
       }
       ++vector_runs;
       widest = std::max(widest, static_cast<int>(access_bits));
-      const bool aligned = access.provably_aligned(run, access_bits, param.alignment_bytes);
+      // The alignment each access needs: the run in pieces of at most 128 bits.
+      const int64_t chunk_bits = std::min<int64_t>(128, access_bits & -access_bits);
+      const bool aligned = access.provably_aligned(run, chunk_bits, param.alignment_bytes);
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* fast = access.run_inside(run);
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
         llvm::Value* misaligned =
-            builder.CreateOr(builder.CreateAnd(address, const_i64(access_bits / 8 - 1)),
+            builder.CreateOr(builder.CreateAnd(address, const_i64(chunk_bits / 8 - 1)),
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }

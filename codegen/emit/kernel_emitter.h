@@ -91,6 +91,14 @@ void assign_mma_layouts(vm::Program& program);
 
 struct Accumulate;
 
+// The values of one operand of an elementwise instruction, per result entry (or one scalar).
+struct OperandValues {
+  DataType dtype = DataType::f32();
+  std::vector<llvm::Value*> values;  // per result entry
+  llvm::Value* scalar = nullptr;
+  llvm::Value* at(size_t e) const { return scalar != nullptr ? scalar : values[e]; }
+};
+
 class KernelEmitter {
  public:
   KernelEmitter(const vm::Program& program, const Target& target, llvm::LLVMContext& context);
@@ -226,6 +234,10 @@ class KernelEmitter {
   void emit(const vm::Permute&);
   void emit(const vm::Reshape&);
   void emit(const vm::Elementwise&);
+  // Elementwise f16 (bf16 on sm_90) add/sub/mul/fma on packed pairs of slots (emit_compute.cpp).
+  bool paired_half_op(const vm::Elementwise& instruction, const std::vector<OperandValues>& in);
+  void emit_paired_half(vm::ElementwiseOp op, DataType type, const RegisterMap& map,
+                        const std::vector<OperandValues>& in, std::vector<llvm::Value*>& out);
   void emit(const vm::Reduce&);
   // reduce across the lanes of a warp through shfl.sync.bfly; false when the layouts do not
   // allow it (emit_compute.cpp).

@@ -114,7 +114,20 @@ def test_bad_command_lines_are_explained(nibble_cli):
     assert result.returncode == 2 and "unknown subcommand 'frobnicate'" in result.stderr
 
 
-def test_main_job_demo_is_exact(nibble_cli):
-    result = nibble_cli("demo")
+def test_plan_demo_is_exact(nibble_cli):
+    result = nibble_cli("demo", "plans")
     assert "all exact" in result.stdout
     assert result.stdout.count("exact") >= 7  # six conversions and the summary
+
+
+def test_main_job_runs_and_checks_the_quantized_gemm(nibble_cli):
+    result = nibble_cli("demo", "--interpret", "--m", "3")
+    assert "quantized GEMM on the interpreter" in result.stdout
+    assert "check against the double-precision reference (384 elements): ok" in result.stdout
+
+
+def test_main_job_rejects_bad_arguments(nibble_cli):
+    result = nibble_cli("demo", "--m", "x", check=False)
+    assert result.returncode == 2 and "--m needs a number, not 'x'" in result.stderr
+    result = nibble_cli("demo", "--k", "200", "--interpret", check=False)
+    assert result.returncode != 0 and "not a multiple" in result.stderr
