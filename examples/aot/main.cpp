@@ -2,6 +2,7 @@
 // serving engine would: it includes the generated header, links the generated library, owns its
 // CUDA context and memory, and calls the launch functions on a stream. Each result is checked
 // against a CPU reference. Exit codes: 0 all match, 1 a mismatch or an error, 77 no GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
