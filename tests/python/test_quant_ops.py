@@ -67,7 +67,7 @@ def test_zero_points(weight_type):
     assert_matches_reference(ops.quant_matmul(a, qw), a, qw)
 
 
-@pytest.mark.parametrize("weight_type", ["u4", "i8", "f8e4m3", "u3"])
+@pytest.mark.parametrize("weight_type", ["u4", "i8", "f8e4m3", "u3", "i4", "f4e2m1"])
 def test_bf16_activations(weight_type):
     w = random_weights(256, 64, seed=4).astype(BF16)
     qw = nb.quantize(w, dtype=weight_type, group_size=64)  # bf16 weights: bf16 scales
