@@ -2,6 +2,8 @@
 interpreter against the float64 reference, the quantizer's round trip, the errors a bad call
 gets before anything runs; on the GPU (marker `gpu`) quant_matmul on torch CUDA tensors and
 QuantizedLinear against torch."""
+import pickle
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -115,6 +117,10 @@ def test_raw_parts_and_from_parts():
     rebuilt = nb.QuantizedWeight.from_parts(qw.packed, qw.scales, qw.zeros, dtype=nb.u4)
     assert rebuilt.shape == (256, 64) and rebuilt.group_size == 64
     np.testing.assert_array_equal(rebuilt.dequantize(), qw.dequantize())
+    # Pickling keeps the parts.
+    unpickled = pickle.loads(pickle.dumps(qw))
+    assert unpickled.zero_points and unpickled.group_size == 64
+    np.testing.assert_array_equal(ops.quant_matmul(a, unpickled), expected)
     # Symmetric unsigned codes: the implicit zero point 2^(bits-1).
     sym = nb.quantize(random_weights(128, 64, seed=8), dtype="u4", group_size=None)
     again = nb.QuantizedWeight.from_parts(sym.packed, sym.scales, dtype="u4", shape=(128, 64))

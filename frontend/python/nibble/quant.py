@@ -184,6 +184,11 @@ class QuantizedWeight:
         the kernels are checked against."""
         return self._core.reference_matmul(np.asarray(a, dtype=np.float64))
 
+    def __reduce__(self):
+        # Pickles as its parts (torch.save of a QuantizedLinear included); the caches of
+        # re-packed variants are not kept.
+        return (_rebuild, (self.packed, self.scales, self.zeros, self.dtype.name, self.shape))
+
     def __repr__(self) -> str:
         k, n = self.shape
         group = "per-channel" if self.per_channel else f"group_size={self.group_size}"
@@ -217,6 +222,10 @@ class QuantizedWeight:
             arrays = (upload(prepared.codes), upload(prepared.scales.view(np.int16)), zeros)
             self._on_device[key] = arrays
         return arrays
+
+
+def _rebuild(packed, scales, zeros, dtype: str, shape: tuple[int, int]) -> QuantizedWeight:
+    return QuantizedWeight.from_parts(packed, scales, zeros, dtype=dtype, shape=shape)
 
 
 def config_key(config) -> tuple:
