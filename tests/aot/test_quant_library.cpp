@@ -329,7 +329,7 @@ TEST_CASE("the quant dispatcher explains what no variant takes", "[aot][quant]")
   }
 }
 
-TEST_CASE("a plan's variant names the re-packing its W must have", "[aot][quant]") {
+TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][quant]") {
   Device device(90);
   // A small u4 weight, re-packed for the decode and the prefill variant that a call chooses.
   const int64_t k = 512, n = 128;
