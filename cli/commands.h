@@ -29,5 +29,6 @@ int run_check(Arguments args, std::ostream& out);
 int run_run(Arguments args, std::ostream& out);
 int run_example(Arguments args, std::ostream& out);
 int run_compile(Arguments args, std::ostream& out);
+int run_aot(Arguments args, std::ostream& out);
 
 }  // namespace nibble::cli

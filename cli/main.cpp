@@ -46,6 +46,9 @@ const std::vector<Subcommand>& subcommands() {
        "[-o OUT]",
        "compile a VM program for a GPU and show a stage (NIBBLE_DUMP=DIR keeps them all)",
        nibble::cli::run_compile},
+      {"aot", "nibble aot MANIFEST -o DIR [--depfile FILE] [--quiet] | nibble aot --list",
+       "generate a C kernel library (header, embedded cubins, dispatcher) from a JSON manifest",
+       nibble::cli::run_aot},
   };
   return table;
 }

@@ -21,7 +21,7 @@ fail() {
 
 debian_packages=(
   cmake ninja-build g++ git ccache clang-format
-  llvm-19-dev libfmt-dev catch2 zlib1g-dev libzstd-dev libxml2-dev
+  llvm-19-dev libfmt-dev catch2 nlohmann-json3-dev zlib1g-dev libzstd-dev libxml2-dev
   python3 python3-dev python3-venv python3-pip
 )
 

@@ -16,5 +16,6 @@ void bind_layout(pybind11::module_& module);
 void bind_vm(pybind11::module_& module);
 void bind_interpreter(pybind11::module_& module);
 void bind_codegen(pybind11::module_& module);
+void bind_quant(pybind11::module_& module);  // the quantized GEMM of examples/
 
 }  // namespace nibble::python

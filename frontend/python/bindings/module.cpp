@@ -29,4 +29,5 @@ PYBIND11_MODULE(_core, module) {
   nibble::python::bind_vm(module);
   nibble::python::bind_interpreter(module);
   nibble::python::bind_codegen(module);
+  nibble::python::bind_quant(module);
 }

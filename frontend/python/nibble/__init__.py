@@ -18,7 +18,8 @@
 The pieces: element types (nibble.dtypes), layouts (nibble.layout), the kernel syntax
 (nibble.language, compiled by nibble.compiler), launching (nibble.jit; GPU arrays from torch,
 __cuda_array_interface__ and DLPack: nibble.interop), tuning (nibble.autotuner) and SASS
-(nibble.sass).
+(nibble.sass); the quantized GEMM (nibble.quantize → nibble.QuantizedWeight,
+nibble.ops.quant_matmul, nibble.ops.QuantizedLinear with torch).
 """
 from . import _core
 from .autotuner import AutotuneError, Autotuner, Config, autotune
@@ -34,6 +35,8 @@ from .language import (abs, atomic_add, barrier, bitcast, block_id, broadcast, c
                        permute, ptr, range, repeat, reshape, rsqrt, set_layout, shared, shuffle,
                        static_assert, static_range, store, sum, trans, view, wait, where, zeros)
 from .layout import Layout, Swizzle, atom_names, swizzle
+from .quant import QuantGemmError, QuantizedWeight, QuantizeError, quantize
+from . import ops  # noqa: E402  (after quant: ops imports it)
 from .sass import MissingToolError
 
 __version__ = "0.1.0"
