@@ -9,7 +9,7 @@
 // Every measured configuration is also checked: for 8 columns, C is compared with a
 // double-precision product computed on the host from the same bytes.
 //
-//   bench_quant_gemm [--out FILE.json] [--types u4,u8,…] [--m 1,16,…] [--shapes KxN,…]
+//   bench_quant_gemm [--out FILE.json|DIR] [--types u4,u8,…] [--m 1,16,…] [--shapes KxN,…]
 //                    [--repeats N] [--group G] [--variants "unroll=4,warps=8;stages=3"]
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -164,10 +165,24 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
 
 int main(int argc, char** argv) {
   std::string out_path = "quant_gemm_nibble.json";
-  std::vector<std::string> types = {"u4", "u8", "u3", "f6e3m2"};
-  std::vector<int64_t> ms = {1, 4, 16, 64, 256, 1024, 4096};
-  std::vector<Shape> shapes = {{4096, 6144},  {4096, 28672}, {14336, 4096},
-                               {8192, 10240}, {8192, 57344}, {28672, 8192}};
+  // The default sweep: u4 and u8 (the types with a Triton peer) at every M on every shape of
+  // real models, every other type at M = 1, 16 and 4096 on K=8192, N=28672.
+  struct Sweep {
+    std::vector<std::string> types;
+    std::vector<int64_t> ms;
+    std::vector<Shape> shapes;
+  };
+  std::vector<Sweep> sweeps = {
+      {{"u4", "u8"},
+       {1, 4, 16, 64, 256, 1024, 4096},
+       {{4096, 6144}, {4096, 28672}, {14336, 4096}, {8192, 10240}, {8192, 57344}, {28672, 8192}}},
+      {{"u1", "u2", "u3", "u5", "u6", "u7", "i2", "i3", "i4", "i5", "i6", "i7", "i8", "f4e2m1",
+        "f6e3m2", "f6e2m3", "f8e4m3", "f8e5m2"},
+       {1, 16, 4096},
+       {{8192, 28672}}}};
+  std::vector<std::string> only_types;
+  std::vector<int64_t> only_ms;
+  std::vector<Shape> only_shapes;
   int repeats = 15;
   int64_t group = 128;
   std::vector<std::string> variants = {""};
@@ -175,18 +190,18 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     const std::string value = argv[i + 1];
     if (arg == "--out") {
-      out_path = value;
+      out_path = std::filesystem::is_directory(value)
+                     ? (std::filesystem::path(value) / "quant_gemm_nibble.json").string()
+                     : value;
     } else if (arg == "--types") {
-      types = split(value, ',');
+      only_types = split(value, ',');
     } else if (arg == "--m") {
-      ms.clear();
       for (const std::string& part : split(value, ','))
-        ms.push_back(std::stoll(part));
+        only_ms.push_back(std::stoll(part));
     } else if (arg == "--shapes") {
-      shapes.clear();
       for (const std::string& part : split(value, ',')) {
         const auto kn = split(part, 'x');
-        shapes.push_back({std::stoll(kn.at(0)), std::stoll(kn.at(1))});
+        only_shapes.push_back({std::stoll(kn.at(0)), std::stoll(kn.at(1))});
       }
     } else if (arg == "--repeats") {
       repeats = std::max(1, std::stoi(value));
@@ -198,6 +213,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "bench_quant_gemm: unknown option '{}'\n", arg);
       return 2;
     }
+  }
+  if (!only_types.empty() || !only_ms.empty() || !only_shapes.empty()) {
+    // An explicit sweep: the options given, the first default sweep for the others.
+    sweeps = {{only_types.empty() ? sweeps[0].types : only_types,
+               only_ms.empty() ? sweeps[0].ms : only_ms,
+               only_shapes.empty() ? sweeps[0].shapes : only_shapes}};
   }
   runtime::Driver& driver = runtime::Driver::get();
   const runtime::DeviceInfo& device = driver.device();
@@ -229,94 +250,98 @@ int main(int argc, char** argv) {
       device.name, device.compute_capability, copy_gbps, repeats);
   bool first_row = true;
   int failures = 0;
-  for (const Shape& shape : shapes) {
-    const int64_t k = shape.k;
-    const int64_t n = shape.n;
-    const int64_t max_m = *std::max_element(ms.begin(), ms.end());
-    // Random inputs, shared by every type: W as bytes (8 bits per weight covers every type).
-    std::vector<uint8_t> w_bytes(static_cast<size_t>(k * n));
-    for (auto& byte : w_bytes)
-      byte = static_cast<uint8_t>(random());
-    std::uniform_real_distribution<double> unit(-1.0, 1.0);
-    std::uniform_real_distribution<double> log_scale(-8.0, -6.0);
-    std::vector<uint16_t> a(static_cast<size_t>(max_m * k));
-    std::vector<uint16_t> scales(static_cast<size_t>((k / group) * n));
-    DeviceBuffer w_device(w_bytes.size());
-    for (const std::string& type_name : types) {
-      const DataType weight = DataType::parse(type_name);
-      std::vector<uint8_t> w_type_bytes = w_bytes;
-      if (weight.is_float() && weight.bits() == 8) {
-        for (auto& byte : w_type_bytes)
-          byte &= 0xbf;
-      }
-      w_device.upload(bytes_of(w_type_bytes));
-      for (const DataType activation : {DataType::f16()}) {
-        for (auto& x : a)
-          x = static_cast<uint16_t>(dtypes::encode(activation, unit(random)));
-        for (auto& s : scales)
-          s = static_cast<uint16_t>(dtypes::encode(activation, std::exp2(log_scale(random))));
-        DeviceBuffer a_device(a.size() * 2), s_device(scales.size() * 2);
-        a_device.upload(bytes_of(a));
-        s_device.upload(bytes_of(scales));
-        DeviceBuffer c_device(static_cast<size_t>(max_m * n) * 2);
-        for (const auto& [m, variant] : cross(ms, variants)) {
-          QuantGemmConfig config;
-          try {
-            config = with_overrides(
-                examples::choose_quant_gemm_config(m, n, k, weight, activation, group, false,
-                                                   device.multiprocessors),
-                variant);
-            examples::check_quant_gemm_shape(config, m, n, k);
-          } catch (const std::exception& error) {
-            fmt::print("skip {} M={} K={} N={}: {}\n", type_name, m, k, n, error.what());
-            continue;
-          }
-          std::optional<examples::QuantGemmDevice> built;
-          try {
-            built.emplace(config);
-          } catch (const std::exception& error) {
-            fmt::print("FAILED to build {}: {}\n", config.name(), error.what());
-            ++failures;
-            continue;
-          }
-          examples::QuantGemmDevice& gemm = *built;
-          auto call = [&] {
-            gemm.run(a_device.pointer(), w_device.pointer(), s_device.pointer(), 0,
-                     c_device.pointer(), m, n, k);
-          };
-          c_device.fill_bytes(0xff);  // NaN in f16 and bf16: an unwritten C fails the check
-          call();
-          driver.synchronize();
-          std::vector<uint16_t> c(static_cast<size_t>(m * n));
-          c_device.download(std::as_writable_bytes(std::span<uint16_t>(c)));
-          const Check check = check_columns(config, m, n, k, w_type_bytes, scales, a, c);
-          if (!check.passed) ++failures;
-          std::vector<double> times;
-          for (int r = 0; r < repeats; ++r) {
-            flush.fill_bytes(static_cast<uint8_t>(r));
-            runtime::EventTimer timer;
-            timer.start();
+  for (const Sweep& sweep : sweeps) {
+    const std::vector<std::string>& types = sweep.types;
+    const std::vector<int64_t>& ms = sweep.ms;
+    for (const Shape& shape : sweep.shapes) {
+      const int64_t k = shape.k;
+      const int64_t n = shape.n;
+      const int64_t max_m = *std::max_element(ms.begin(), ms.end());
+      // Random inputs, shared by every type: W as bytes (8 bits per weight covers every type).
+      std::vector<uint8_t> w_bytes(static_cast<size_t>(k * n));
+      for (auto& byte : w_bytes)
+        byte = static_cast<uint8_t>(random());
+      std::uniform_real_distribution<double> unit(-1.0, 1.0);
+      std::uniform_real_distribution<double> log_scale(-8.0, -6.0);
+      std::vector<uint16_t> a(static_cast<size_t>(max_m * k));
+      std::vector<uint16_t> scales(static_cast<size_t>((k / group) * n));
+      DeviceBuffer w_device(w_bytes.size());
+      for (const std::string& type_name : types) {
+        const DataType weight = DataType::parse(type_name);
+        std::vector<uint8_t> w_type_bytes = w_bytes;
+        if (weight.is_float() && weight.bits() == 8) {
+          for (auto& byte : w_type_bytes)
+            byte &= 0xbf;
+        }
+        w_device.upload(bytes_of(w_type_bytes));
+        for (const DataType activation : {DataType::f16()}) {
+          for (auto& x : a)
+            x = static_cast<uint16_t>(dtypes::encode(activation, unit(random)));
+          for (auto& s : scales)
+            s = static_cast<uint16_t>(dtypes::encode(activation, std::exp2(log_scale(random))));
+          DeviceBuffer a_device(a.size() * 2), s_device(scales.size() * 2);
+          a_device.upload(bytes_of(a));
+          s_device.upload(bytes_of(scales));
+          DeviceBuffer c_device(static_cast<size_t>(max_m * n) * 2);
+          for (const auto& [m, variant] : cross(ms, variants)) {
+            QuantGemmConfig config;
+            try {
+              config = with_overrides(
+                  examples::choose_quant_gemm_config(m, n, k, weight, activation, group, false,
+                                                     device.multiprocessors),
+                  variant);
+              examples::check_quant_gemm_shape(config, m, n, k);
+            } catch (const std::exception& error) {
+              fmt::print("skip {} M={} K={} N={}: {}\n", type_name, m, k, n, error.what());
+              continue;
+            }
+            std::optional<examples::QuantGemmDevice> built;
+            try {
+              built.emplace(config);
+            } catch (const std::exception& error) {
+              fmt::print("FAILED to build {}: {}\n", config.name(), error.what());
+              ++failures;
+              continue;
+            }
+            examples::QuantGemmDevice& gemm = *built;
+            auto call = [&] {
+              gemm.run(a_device.pointer(), w_device.pointer(), s_device.pointer(), 0,
+                       c_device.pointer(), m, n, k);
+            };
+            c_device.fill_bytes(0xff);  // NaN in f16 and bf16: an unwritten C fails the check
             call();
-            times.push_back(timer.stop());
+            driver.synchronize();
+            std::vector<uint16_t> c(static_cast<size_t>(m * n));
+            c_device.download(std::as_writable_bytes(std::span<uint16_t>(c)));
+            const Check check = check_columns(config, m, n, k, w_type_bytes, scales, a, c);
+            if (!check.passed) ++failures;
+            std::vector<double> times;
+            for (int r = 0; r < repeats; ++r) {
+              flush.fill_bytes(static_cast<uint8_t>(r));
+              runtime::EventTimer timer;
+              timer.start();
+              call();
+              times.push_back(timer.stop());
+            }
+            const double us = median(times) * 1e3;
+            const double bytes =
+                static_cast<double>(dtypes::packed_size_bytes(weight, static_cast<size_t>(k * n))) +
+                static_cast<double>(scales.size() * 2 + static_cast<size_t>(m * k + m * n) * 2);
+            const double sol = bytes / (copy_gbps * 1e3) / us;  // bytes at copy speed / time
+            fmt::print(
+                "{:>7} M={:<5} K={:<6} N={:<6} {:>9.1f} us {:>7.0f} GB/s {:6.1f} TFLOP/s "
+                "bw-SOL {:5.1f}%  {} check {} ({:.2f})\n",
+                type_name, m, k, n, us, bytes / us / 1e3,
+                2.0 * static_cast<double>(m * n * k) / us / 1e6, 100 * sol, config.name(),
+                check.passed ? "ok" : "FAILED", check.worst_ratio);
+            json += fmt::format(
+                "{}    {{\"type\": \"{}\", \"activation\": \"{}\", \"group\": {}, \"m\": {}, "
+                "\"k\": {}, \"n\": {}, \"config\": \"{}\", \"us\": {:.3f}, \"bytes\": {:.0f}, "
+                "\"check\": {}, \"worst_error_over_tolerance\": {:.4f}}}",
+                first_row ? "" : ",\n", type_name, activation.name(), group, m, k, n, config.name(),
+                us, bytes, check.passed ? "true" : "false", check.worst_ratio);
+            first_row = false;
           }
-          const double us = median(times) * 1e3;
-          const double bytes =
-              static_cast<double>(dtypes::packed_size_bytes(weight, static_cast<size_t>(k * n))) +
-              static_cast<double>(scales.size() * 2 + static_cast<size_t>(m * k + m * n) * 2);
-          const double sol = bytes / (copy_gbps * 1e3) / us;  // bytes at copy speed / time
-          fmt::print(
-              "{:>7} M={:<5} K={:<6} N={:<6} {:>9.1f} us {:>7.0f} GB/s {:6.1f} TFLOP/s "
-              "bw-SOL {:5.1f}%  {} check {} ({:.2f})\n",
-              type_name, m, k, n, us, bytes / us / 1e3,
-              2.0 * static_cast<double>(m * n * k) / us / 1e6, 100 * sol, config.name(),
-              check.passed ? "ok" : "FAILED", check.worst_ratio);
-          json += fmt::format(
-              "{}    {{\"type\": \"{}\", \"activation\": \"{}\", \"group\": {}, \"m\": {}, "
-              "\"k\": {}, \"n\": {}, \"config\": \"{}\", \"us\": {:.3f}, \"bytes\": {:.0f}, "
-              "\"check\": {}, \"worst_error_over_tolerance\": {:.4f}}}",
-              first_row ? "" : ",\n", type_name, activation.name(), group, m, k, n, config.name(),
-              us, bytes, check.passed ? "true" : "false", check.worst_ratio);
-          first_row = false;
         }
       }
     }

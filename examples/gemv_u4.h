@@ -21,7 +21,7 @@ namespace nibble::examples {
 struct GemvConfig {
   int64_t group = 128;
   int64_t block_n = 64;
-  int64_t block_k = 256;
+  int64_t block_k = 128;
   int warps = 4;
 };
 

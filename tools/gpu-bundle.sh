@@ -10,8 +10,16 @@ bundle="$repo/.gpu"
 rm -rf "$bundle"
 mkdir -p "$bundle/lib" "$bundle/bin"
 strip --strip-debug -o "$bundle/lib/libnibble.so.0" "$build/libnibble.so.0"
-for executable in "$build"/tests/*/test_* "$build"/bench/bench_* "$build/cli/nibble"; do
+for executable in "$build"/tests/*/test_* "$build"/bench/bench_* "$build/cli/nibble" \
+  "$build"/examples/aot/aot_*example; do
   [[ -f "$executable" && -x "$executable" ]] || continue
   strip --strip-debug -o "$bundle/bin/$(basename "$executable")" "$executable"
 done
+# The AOT example libraries (their programs find them through LD_LIBRARY_PATH there).
+for library in "$build"/examples/aot/lib*.so; do
+  [[ -f "$library" ]] && strip --strip-debug -o "$bundle/lib/$(basename "$library")" "$library"
+done
+# For tools/gpu-python.sh: the examples archive the extension links, and fmt's headers.
+cp "$build/examples/libnibble_examples.a" "$bundle/lib/"
+mkdir -p "$bundle/include" && cp -r /usr/include/fmt "$bundle/include/"
 du -sh "$bundle" | sed 's/^/gpu bundle: /'

@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 failures=0
 if [[ "${NIBBLE_TESTS:-1}" == 1 ]]; then
-  for test in "$bundle"/bin/test_*; do
+  for test in "$bundle"/bin/test_* "$bundle"/bin/aot_*example; do
     name="$(basename "$test")"
     if "$test" >"$out/$name.log" 2>&1; then status=pass; else status="FAIL($?)"; failures=$((failures + 1)); fi
     printf '%-28s %-8s %s\n' "$name" "$status" "$(grep -E '^(All tests passed|test cases:)' "$out/$name.log" | tail -1)"
@@ -29,7 +29,7 @@ if [[ "${NIBBLE_TESTS:-1}" == 1 ]]; then
   if [[ "${NIBBLE_SANITIZE:-0}" == 1 ]]; then
     for test in "$bundle"/bin/test_*gpu*; do
       name="$(basename "$test")"
-      compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 99 "$test" >"$out/$name.memcheck.log" 2>&1
+      timeout 300 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 99 "$test" >"$out/$name.memcheck.log" 2>&1
       printf '%-28s memcheck exit %s: %s\n' "$name" "$?" "$(grep -E 'ERROR SUMMARY' "$out/$name.memcheck.log" | tail -1)"
     done | tee "$out/memcheck.txt"
   fi
@@ -39,10 +39,16 @@ if [[ "${NIBBLE_BENCH:-1}" == 1 ]]; then
     [[ -x "$bench" ]] || continue
     "$bench" --out "$out" 2>&1 | tee "$out/$(basename "$bench").log"
   done
-  for peer in "$repo"/bench/peers/*.py; do
-    python3 "$peer" --out "$out" 2>&1 | tee "$out/$(basename "$peer" .py).log"
-  done
+  python3 "$repo/bench/peers/triton_compile.py" --out "$out" 2>&1 | tee "$out/triton_compile.log"
+  # The quantized GEMM's peers (cuBLAS, Triton) on the shapes bench_quant_gemm measured.
+  if [[ -f "$out/quant_gemm_nibble.json" ]]; then
+    python3 "$repo/bench/quant_gemm_report.py" "$out/quant_gemm_nibble.json" --out "$out" 2>&1 |
+      tee "$out/quant_gemm_report.log"
+  fi
 fi
 tar -czf "$out/logs.tar.gz" -C "$out" --remove-files $(cd "$out" && ls *.log 2>/dev/null) 2>/dev/null
+# The device tool brings back a few files: the results go in one archive.
+results=$(cd "$out" && ls *.json *.md *.svg 2>/dev/null)
+[[ -n "$results" ]] && tar -czf "$out/results.tar.gz" -C "$out" --remove-files $results
 echo "test executables failed: $failures"
 exit $((failures > 0))

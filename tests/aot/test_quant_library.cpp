@@ -218,7 +218,7 @@ TEST_CASE("the library's GEMMs are the configurations choose_quant_gemm_config p
 }
 
 TEST_CASE("the quant dispatcher picks the variant of the device and the types", "[aot][quant]") {
-  SECTION("decode u4 x f16 on sm_90 runs the sm_90a cubin, split K in 8") {
+  SECTION("decode u4 x f16 on sm_90 runs the sm_90a cubin, split K in 16") {
     Device device(90);
     nbl_plan plan{};
     REQUIRE(plan_decode(Call{}, plan) == NBL_SUCCESS);
@@ -228,7 +228,7 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
     CHECK(plan.is_ptx == 0);
     CHECK(plan.grid[0] == 4096 / 64);
     CHECK(plan.grid[1] == 1);
-    CHECK(plan.grid[2] == 8);
+    CHECK(plan.grid[2] == 16);
     CHECK(plan.block[0] == 128);
   }
   SECTION("sm_80 … sm_89 run the sm_80 cubin; newer GPUs the PTX; older none") {
@@ -302,8 +302,8 @@ TEST_CASE("the quant dispatcher explains what no variant takes", "[aot][quant]")
     Call call;
     call.k = 4096 + 64;
     CHECK(plan_decode(call, plan) == NBL_ERROR_INDIVISIBLE_SIZE);
-    CHECK_THAT(last_error(), Catch::Contains("k = 4160 is not a multiple of 512"));
-    call.k = 4096 + 128;  // a whole group, but not a whole split of 8 x 64
+    CHECK_THAT(last_error(), Catch::Contains("k = 4160 is not a multiple of 1024"));
+    call.k = 4096 + 128;  // a whole group, but not a whole split of 16 x 64
     CHECK(plan_decode(call, plan) == NBL_ERROR_INDIVISIBLE_SIZE);
     call.m = 4096;
     call.k = 1000;
@@ -332,7 +332,7 @@ TEST_CASE("the quant dispatcher explains what no variant takes", "[aot][quant]")
 TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][quant]") {
   Device device(90);
   // A small u4 weight, re-packed for the decode and the prefill variant that a call chooses.
-  const int64_t k = 512, n = 128;
+  const int64_t k = 1024, n = 128;
   std::vector<double> values(static_cast<size_t>(k * n));
   for (size_t i = 0; i < values.size(); ++i)
     values[i] = 0.01 * static_cast<double>(static_cast<int64_t>(i * 7919 % 201) - 100);
@@ -351,7 +351,7 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
       nibble::aot_examples::quant_gemm_config_of_variant(decode.variant);
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
-  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x64x64_w4_s8_u1");
+  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x64x64_w4_s16_u1");
   CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill3_64x128x32_w8_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.
