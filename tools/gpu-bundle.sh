@@ -20,6 +20,6 @@ for library in "$build"/examples/aot/lib*.so; do
   [[ -f "$library" ]] && strip --strip-debug -o "$bundle/lib/$(basename "$library")" "$library"
 done
 # For tools/gpu-python.sh: the examples archive the extension links, and fmt's headers.
-cp "$build/examples/libnibble_examples.a" "$bundle/lib/"
+strip --strip-debug -o "$bundle/lib/libnibble_examples.a" "$build/examples/libnibble_examples.a"
 mkdir -p "$bundle/include" && cp -r /usr/include/fmt "$bundle/include/"
 du -sh "$bundle" | sed 's/^/gpu bundle: /'
