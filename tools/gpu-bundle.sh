@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs into .gpu/ (ignored by git, carried by the device tool):
-# libnibble.so (LLVM inside, stripped) and every test and bench executable (stripped). The GPU
+# libnibble.so (LLVM inside, stripped), the GPU test and bench executables (stripped). The GPU
 # machine has no LLVM, so everything that compiles kernels is built here.
 #   bash tools/gpu-bundle.sh        then, on the GPU machine:  bash tools/gpu-run.sh
 set -euo pipefail
@@ -10,7 +10,8 @@ bundle="$repo/.gpu"
 rm -rf "$bundle"
 mkdir -p "$bundle/lib" "$bundle/bin"
 strip --strip-debug -o "$bundle/lib/libnibble.so.0" "$build/libnibble.so.0"
-for executable in "$build"/tests/*/test_* "$build"/bench/bench_* "$build/cli/nibble" \
+# The GPU tests only (the CPU tests run in CI; the carry limit is 64 MB).
+for executable in "$build"/tests/*/test_*gpu* "$build"/bench/bench_* "$build/cli/nibble" \
   "$build"/examples/aot/aot_*example; do
   [[ -f "$executable" && -x "$executable" ]] || continue
   strip --strip-debug -o "$bundle/bin/$(basename "$executable")" "$executable"
