@@ -1,7 +1,7 @@
 """The quantized GEMM benchmark report: nibble's times (bench_quant_gemm's JSON) joined with the
 peers measured in the same run on the same GPU, as JSON, a Markdown table and an SVG plot.
 
-    python3 bench/quant_gemm_report.py NIBBLE.json --out DIR [--no-triton]
+    python3 bench/quant_gemm_report.py NIBBLE.json --out DIR [--no-triton] [--triton-m 1,16,4096]
 
 For every (K, N, M) nibble measured: cuBLAS f16 (torch.matmul with a dequantized f16 weight) and,
 for u4 and u8 with groups of 128, the Triton dequantizing GEMM of bench/peers/triton_quant_gemm.py
@@ -44,7 +44,7 @@ def time_ms(fn, repeats, flush):
     return statistics.median(times)
 
 
-def measure_peers(runs, repeats, with_triton):
+def measure_peers(runs, repeats, with_triton, triton_ms_filter=None):
     """cuBLAS (per K, N, M) and Triton (per K, N, M, bits) times in milliseconds."""
     flush = torch.empty(FLUSH_BYTES // 4, dtype=torch.int32, device="cuda")
     cublas, triton_ms, triton_errors = {}, {}, {}
@@ -64,6 +64,8 @@ def measure_peers(runs, repeats, with_triton):
         if peer is None:
             continue
         for bits in (4, 8):
+            if triton_ms_filter and m not in triton_ms_filter:
+                continue
             if not any(r["k"] == k and r["n"] == n and r["m"] == m and r["type"] == f"u{bits}"
                        and r["group"] == 128 for r in runs):
                 continue
@@ -129,11 +131,14 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--triton-m", help="measure the Triton peer at these M only (its "
+                        "autotuning takes seconds per shape)")
     args = parser.parse_args()
     with open(args.nibble_json) as file:
         nibble = json.load(file)
     runs = nibble["runs"]
-    cublas, triton_ms, triton_errors = measure_peers(runs, args.repeats, not args.no_triton)
+    only = {int(m) for m in args.triton_m.split(",")} if args.triton_m else None
+    cublas, triton_ms, triton_errors = measure_peers(runs, args.repeats, not args.no_triton, only)
     peak_tflops = max(2.0 * k * n * m / (ms * 1e-3) / 1e12 for (k, n, m), ms in cublas.items())
     rows = []
     for r in runs:
