@@ -315,15 +315,7 @@ int main(int argc, char** argv) {
             c_device.download(std::as_writable_bytes(std::span<uint16_t>(c)));
             const Check check = check_columns(config, m, n, k, w_type_bytes, scales, a, c);
             if (!check.passed) ++failures;
-            std::vector<double> times;
-            for (int r = 0; r < repeats; ++r) {
-              flush.fill_bytes(static_cast<uint8_t>(r));
-              runtime::EventTimer timer;
-              timer.start();
-              call();
-              times.push_back(timer.stop());
-            }
-            const double us = median(times) * 1e3;
+            const double us = examples::median_call_us(call, flush, repeats);
             const double bytes =
                 static_cast<double>(dtypes::packed_size_bytes(weight, static_cast<size_t>(k * n))) +
                 static_cast<double>(scales.size() * 2 + static_cast<size_t>(m * k + m * n) * 2);

@@ -124,21 +124,6 @@ DeviceBuffer upload(const std::vector<T>& values) {
   return buffer;
 }
 
-// Median time of `call` in microseconds, each run after the L2 cache was flushed.
-template <typename Call>
-double time_us(const Call& call, DeviceBuffer& flush, int repeats) {
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    flush.fill_bytes(static_cast<uint8_t>(r));
-    runtime::EventTimer timer;
-    timer.start();
-    call();
-    times.push_back(timer.stop() * 1e3);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 int run_on_interpreter(const DemoOptions& options, std::ostream& out) {
   const int64_t n = options.n > 0 ? options.n : 128;
   const int64_t k = options.k > 0 ? options.k : 512;
@@ -200,9 +185,9 @@ int run_on_gpu(const DemoOptions& options, std::ostream& out) {
   DeviceBuffer from(copy_bytes), to(copy_bytes);
   from.fill_bytes(1);
   DeviceBuffer flush(static_cast<size_t>(std::max<int64_t>(device.l2_cache_bytes, 1 << 20) * 4));
-  const double copy_us = time_us([&] { to.copy_from(from); }, flush, 5);
+  const double copy_us = examples::median_call_us([&] { to.copy_from(from); }, flush, 5);
   const double copy_gbps = 2.0 * static_cast<double>(copy_bytes) / copy_us / 1e3;
-  const double us = time_us(call, flush, 21);
+  const double us = examples::median_call_us(call, flush, 21);
   const double bytes = static_cast<double>(prepared.codes.size() + prepared.scales.size() * 2 +
                                            static_cast<size_t>(m * k + m * n) * 2);
   out << fmt::format(
@@ -228,7 +213,7 @@ int run_on_gpu(const DemoOptions& options, std::ostream& out) {
     };
     dense();
     driver.synchronize();
-    const double dense_us = time_us(dense, flush, 21);
+    const double dense_us = examples::median_call_us(dense, flush, 21);
     out << fmt::format(
         "  cuBLAS f16 with the dequantized weight: {:.1f} us; nibble is {:.2f}x "
         "faster\n",

@@ -1,5 +1,6 @@
 #include "examples/quant/device.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "vm/passes.h"
@@ -45,6 +46,20 @@ void QuantGemmDevice::run(runtime::DevicePointer a, runtime::DevicePointer w,
                                                        DeviceArgument{m * n}};
     finish_->launch(finish_arguments, stream);
   }
+}
+
+double median_call_us(const std::function<void()>& call, runtime::DeviceBuffer& flush,
+                      int repeats) {
+  std::vector<double> times;
+  for (int r = 0; r < std::max(repeats, 1); ++r) {
+    flush.fill_bytes(static_cast<uint8_t>(r));
+    runtime::EventTimer timer;
+    timer.start();
+    call();
+    times.push_back(static_cast<double>(timer.stop()) * 1e3);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace nibble::examples

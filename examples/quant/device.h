@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "examples/quant_gemm.h"
@@ -36,5 +37,10 @@ class QuantGemmDevice {
   std::optional<dsl::GpuKernel> finish_;
   runtime::DeviceBuffer workspace_;  // f32 [m, n], all zeros between calls
 };
+
+// The median time in microseconds of `repeats` calls of `call`, each between two events on the
+// default stream after the L2 cache was flushed by writing all of `flush` (make it several
+// times the L2 size): how the benchmarks and `nibble demo` time a kernel and its peers.
+double median_call_us(const std::function<void()>& call, runtime::DeviceBuffer& flush, int repeats);
 
 }  // namespace nibble::examples
