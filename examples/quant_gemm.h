@@ -6,9 +6,10 @@
 //
 //   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
 //     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes: 16-byte
-//     loads straight into registers, no shared memory, no ldmatrix. Inside a run the elements
-//     follow the conversion plan's output order, so the lop3/prmt dequantization leaves each
-//     f16x2 word exactly where the mma wants it.
+//     loads straight into registers, no shared memory, no ldmatrix. Where the conversion plan
+//     pairs the halves of a word (integers of 1, 2, 4 bits), the elements of a run follow its
+//     output order, so the lop3 dequantization leaves each f16x2 word exactly where the mma
+//     wants it; other widths pay a byte permute per word when the operands are assembled.
 //   - A is staged through shared memory: a ring of `stages` slots filled by cp.async (zeros
 //     past M) ahead of the math and read as A fragments with ldmatrix.
 //   - The decode schedule (small M: memory-bound) uses a 16-row tile, loads `unroll` W tiles
@@ -17,7 +18,7 @@
 //     kernel (quant_gemm_finish) rounds them into C and clears the workspace for the next call.
 //     The prefill schedule (large M: compute-bound) uses large tiles and no split.
 //
-// What a configuration requires of a call (checked by QuantGemmPlan::check, before any launch):
+// What a configuration requires of a call (check_quant_gemm_shape, before any launch):
 // N a multiple of block_n, K a multiple of block_k * split_k * unroll and of the group size
 // (which must be a multiple of 16 and divide block_k or be a multiple of it), M ≥ 1.
 #pragma once
