@@ -659,7 +659,8 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
     return index;
   };
   int vector_runs = 0;
-  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false)) {
+  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false,
+                                /*wide_odd_packed=*/source.swizzle.is_identity())) {
     auto k = static_cast<int64_t>(run.size());
     const int64_t last_divisor =
         gcd_all({divisors.back(), result.map->thread_part_divisor(static_cast<int>(rank - 1)),
@@ -670,17 +671,25 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
       const int64_t access_bits = k * bits;
       auto [byte, within] = tile_address(source, index_of(*run.front()));
       (void)within;
-      auto* load = builder.CreateLoad(access_type(context, access_bits), shared_pointer(byte));
-      load->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
       if (result.packed) {
+        // Whole words in pieces of at most 16 bytes (odd widths give runs of up to 48).
+        const int64_t piece_bits = std::min<int64_t>(128, access_bits & -access_bits);
         const int64_t first_word = run.front()->slot * bits / 32;
-        for (int64_t w = 0; w < access_bits / 32; ++w) {
-          llvm::Value* word = access_bits == 32
-                                  ? static_cast<llvm::Value*>(load)
-                                  : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
-          write_word(result, first_word + w, word);
+        for (int64_t at = 0; at < access_bits; at += piece_bits) {
+          auto* load = builder.CreateLoad(
+              access_type(context, piece_bits),
+              shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at / 8)))));
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(piece_bits / 8)));
+          for (int64_t w = 0; w < piece_bits / 32; ++w) {
+            llvm::Value* word = piece_bits == 32
+                                    ? static_cast<llvm::Value*>(load)
+                                    : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
+            write_word(result, first_word + at / 32 + w, word);
+          }
         }
       } else {
+        auto* load = builder.CreateLoad(access_type(context, access_bits), shared_pointer(byte));
+        load->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
         llvm::Value* elements = builder.CreateBitCast(
             load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
         for (int64_t i = 0; i < k; ++i) {
@@ -823,8 +832,12 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       builder.CreateStore(builder.CreateLoad(value_type(dtype), slot), shared_pointer(byte));
     }
   };
+  // Sub-byte elements move as whole words only: a piece of a thread's bit stream whose start
+  // is provably aligned (there is no element-wise fallback: elements share bytes), whole
+  // pieces of 4, 8 or 16 bytes (odd widths give runs of up to 48 bytes, copied in pieces).
+  const bool packed = bits < 8;
   guarded(thread.primary, [&] {
-    for (const Run& run : runs_of(map, bits, std::min<int64_t>(128, unit_bits), true)) {
+    for (const Run& run : runs_of(map, bits, std::min<int64_t>(128, unit_bits), true, packed)) {
       auto k = static_cast<int64_t>(run.size());
       int64_t bytes = k * bits / 8;
       // Pieces of 4, 8 or 16 bytes only.
@@ -838,16 +851,63 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         continue;
       }
       ++copies;
-      widest = std::max(widest, static_cast<int>(bytes));
-      const bool aligned = access.provably_aligned(run, k * bits, param.alignment_bytes);
+      const int64_t piece_bytes = std::min<int64_t>(16, bytes & -bytes);
+      widest = std::max(widest, static_cast<int>(piece_bytes));
+      const bool aligned = access.provably_aligned(run, piece_bytes * 8, param.alignment_bytes);
+      if (packed) {
+        if (!aligned) {
+          unsupported(
+              fmt::format("copy_async of {} elements whose address is not provably a "
+                          "multiple of {} bytes (declare the pointer's alignment and "
+                          "the divisors of the offsets)",
+                          dtype.name(), piece_bytes));
+        }
+        // The whole run is inside the view or outside it (zero-filled); a run cut by the end
+        // of the last dimension cannot be zero-filled element by element, and traps.
+        llvm::Value* first = access.index_i64(*run.front(), rank - 1);
+        llvm::Value* others_inside = builder.getTrue();
+        for (size_t d = 0; d + 1 < rank; ++d) {
+          llvm::Value* index = access.index_i64(*run.front(), d);
+          others_inside = builder.CreateAnd(
+              others_inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                               builder.CreateICmpSLT(index, view.shape[d])));
+        }
+        llvm::Value* last_inside = builder.CreateAnd(
+            builder.CreateICmpSGE(first, const_i64(0)),
+            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), view.shape[rank - 1]));
+        llvm::Value* last_outside = builder.CreateOr(
+            builder.CreateICmpSGE(first, view.shape[rank - 1]),
+            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), const_i64(0)));
+        llvm::Value* inside = builder.CreateAnd(others_inside, last_inside);
+        llvm::Value* cut = builder.CreateAnd(
+            others_inside, builder.CreateNot(builder.CreateOr(last_inside, last_outside)));
+        guarded(cut, [&] { builder.CreateIntrinsic(llvm::Intrinsic::trap, {}, {}); });
+        llvm::Value* source_bytes = builder.CreateSelect(
+            inside, const_i32(static_cast<int32_t>(piece_bytes)), const_i32(0));
+        llvm::Value* global = access.pointer(access.element_offset(*run.front()));
+        auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+        (void)within;
+        const llvm::Intrinsic::ID piece_id =
+            piece_bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
+            : piece_bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
+                               : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
+        for (int64_t at = 0; at < bytes; at += piece_bytes) {
+          builder.CreateIntrinsic(
+              piece_id, {},
+              {shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at)))),
+               builder.CreateInBoundsGEP(i8(), global, {const_i64(at)}), source_bytes});
+        }
+        continue;
+      }
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* first_last = access.index_i64(*run.front(), rank - 1);
       llvm::Value* fast = builder.CreateICmpSGE(first_last, const_i64(0));
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
-        llvm::Value* misaligned = builder.CreateOr(builder.CreateAnd(address, const_i64(bytes - 1)),
-                                                   builder.CreateAnd(bit_offset, const_i64(7)));
+        llvm::Value* misaligned =
+            builder.CreateOr(builder.CreateAnd(address, const_i64(piece_bytes - 1)),
+                             builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
       llvm::BasicBlock* async_block = new_block("cp_async");
@@ -873,6 +933,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
           const_i32(0));
       auto [byte, within] = tile_address(destination, tile_index(*run.front()));
       (void)within;
+      if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
       const llvm::Intrinsic::ID id =
           bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
           : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s

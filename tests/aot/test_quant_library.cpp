@@ -214,7 +214,7 @@ TEST_CASE("the library's GEMMs are the configurations choose_quant_gemm_config p
       ++checked;
     }
   }
-  CHECK(checked == 8);  // u4, u8 x f16, bf16 x decode, prefill
+  CHECK(checked == 12);  // u4, u8, f6e3m2 x f16, bf16 x decode, prefill
 }
 
 TEST_CASE("the quant dispatcher picks the variant of the device and the types", "[aot][quant]") {
@@ -352,7 +352,7 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
   CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x64x64_w4_s16_u1");
-  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill3_64x128x32_w8_s1_u1");
+  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_64x128x64_w8_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.
   const std::vector<uint8_t> for_decode = examples::repack_weight(weight, decode_config);

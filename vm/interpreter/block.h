@@ -92,6 +92,8 @@ struct SharedByteHistory {
   const Statement* read_statement = nullptr;
   int32_t pending_copies = 0;  // copy_async writes queued and not completed
   const Statement* pending_statement = nullptr;
+  int64_t pending_issue = -1;  // the copy_async execution that queued the last of them
+  int64_t pending_thread = -1;
 };
 inline constexpr int64_t kManyReaders = -2;
 
@@ -102,6 +104,7 @@ struct AsyncWrite {
   int64_t element = 0;  // swizzled element offset inside the tile
   uint64_t code = 0;
   int64_t thread = 0;
+  int64_t issue = 0;  // which execution of a copy_async (Block::copy_issues) queued it
 };
 
 // A buffered atomic_add, applied after every block has finished.
@@ -134,6 +137,7 @@ class Block {
   std::vector<std::optional<ScalarValue>> variables;  // by Var id
   std::vector<TensorState> tensors;                   // by TensorId
   std::vector<AsyncWrite> open_group;                 // copies not yet committed
+  int64_t copy_issues = 0;                            // copy_async executions so far
   std::deque<std::vector<AsyncWrite>> committed_groups;
   std::vector<AtomicUpdate> atomics;
   std::string printed;

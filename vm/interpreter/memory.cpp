@@ -204,10 +204,12 @@ void execute(Block& block, const CopyAsync& instruction) {
                            size));
   }
   const HostBuffer& buffer = block.plan.arguments[static_cast<size_t>(view.param)].buffer;
+  const int64_t issue = block.copy_issues++;
   for (int64_t x = 0; x < size; ++x) {
     const std::vector<int64_t> from = shifted(source_offsets, x, box);
     AsyncWrite write;
     write.statement = block.current;
+    write.issue = issue;
     write.tile = instruction.destination;
     write.element =
         shared_element(block, instruction.destination, shifted(destination_offsets, x, box));

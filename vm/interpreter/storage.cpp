@@ -329,11 +329,18 @@ void check_read(Block& block, TensorId tile, const ByteRange& range, int64_t thr
   }
 }
 
-void check_write(const Block& block, TensorId tile, const ByteRange& range, int64_t thread) {
+// `issue`: the copy_async execution writing, or -1 for a plain write. The elements one thread
+// copies in one copy_async may share bytes (sub-byte types); those are not hazards.
+void check_write(const Block& block, TensorId tile, const ByteRange& range, int64_t thread,
+                 int64_t issue = -1) {
   const int64_t epoch = block.shared.epoch;
   for (int64_t byte = range.begin; byte < range.end; ++byte) {
     const SharedByteHistory& history = block.shared.history[static_cast<size_t>(byte)];
-    if (history.pending_copies > 0) fail_pending(block, tile, byte, history, "overwritten");
+    const bool same_copy =
+        issue >= 0 && history.pending_issue == issue && history.pending_thread == thread;
+    if (history.pending_copies > 0 && !same_copy) {
+      fail_pending(block, tile, byte, history, "overwritten");
+    }
     if (history.write_epoch == epoch && history.writer != thread) {
       fail_race(block, tile, byte, thread, "writes", history.writer, history.write_statement,
                 "wrote");
@@ -383,11 +390,13 @@ void queue_shared_write(Block& block, const AsyncWrite& write) {
   const ByteRange range = bytes_of(block, write.tile, write.element);
   // The copy may land at any moment from now on: it races with what other threads do to these
   // bytes in this epoch, before and after.
-  check_write(block, write.tile, range, write.thread);
+  check_write(block, write.tile, range, write.thread, write.issue);
   for (int64_t byte = range.begin; byte < range.end; ++byte) {
     SharedByteHistory& history = block.shared.history[static_cast<size_t>(byte)];
     ++history.pending_copies;
     history.pending_statement = write.statement;
+    history.pending_issue = write.issue;
+    history.pending_thread = write.thread;
   }
   block.open_group.push_back(write);
 }
