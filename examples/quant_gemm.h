@@ -5,16 +5,17 @@
 // zero points (examples/quant/quantize.h defines dequant exactly). The kernels run on mma.sync:
 //
 //   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
-//     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes: 16-byte
-//     loads straight into registers, no shared memory, no ldmatrix. Where the conversion plan
-//     pairs the halves of a word (integers of 1, 2, 4 bits), the elements of a run follow its
-//     output order, so the lop3 dequantization leaves each f16x2 word exactly where the mma
-//     wants it; other widths pay a byte permute per word when the operands are assembled.
-//   - A is staged through shared memory: a ring of `stages` slots filled by cp.async (zeros
-//     past M) ahead of the math and read as A fragments with ldmatrix.
-//   - The decode schedule (small M: memory-bound) uses a 16-row tile, loads `unroll` W tiles
-//     per iteration before their math and splits K over blockIdx.z when N alone gives too few
-//     blocks; split partial sums meet in an f32 workspace through atomics, and a second small
+//     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes (16 bytes for
+//     4-bit weights, 48 for 3- and 6-bit ones). Where the conversion plan pairs the halves of a
+//     word (integers of 1, 2, 4 bits), the elements of a run follow its output order, so the
+//     lop3 dequantization leaves each f16x2 word exactly where the mma wants it; other widths
+//     pay a byte permute per word when the operands are assembled.
+//   - One ring of `stages` slots in shared memory holds what a k tile reads: the A tile (zeros
+//     past M, read as A fragments with ldmatrix), the W runs (each thread copies its own run
+//     with cp.async and reads it back with 16-byte shared loads) and the scale rows. The
+//     copies run stages - 1 iterations ahead of the math.
+//   - The decode schedule (small M: memory-bound) uses a 16-row tile and splits K over
+//     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace through atomics, and a second small
 //     kernel (quant_gemm_finish) rounds them into C and clears the workspace for the next call.
 //     The prefill schedule (large M: compute-bound) uses large tiles and no split.
 //
@@ -47,7 +48,7 @@ struct QuantGemmConfig {
   int64_t block_k = 128;
   int warps = 4;
   int64_t split_k = 1;  // blocks along K; > 1 writes the f32 workspace
-  int64_t unroll = 1;   // k tiles of W loaded together before their dots
+  int64_t unroll = 1;   // k tiles per iteration (per ring slot)
   int64_t stages = 2;   // slots of the A ring (1: no overlap of copy and math)
 
   std::string name() const;  // e.g. "quant_gemm_u4_f16_g128_decode_16x64x128_w4_s1_u1"
