@@ -22,6 +22,7 @@ vm::Program read_program_file(const std::string& path);
 
 int run_dtypes(Arguments args, std::ostream& out);
 int run_demo(Arguments args, std::ostream& out);
+int run_quantize(Arguments args, std::ostream& out);
 // The quantized GEMM part of `nibble demo` (cmd_demo_gemm.cpp).
 int run_gemm_demo(Arguments args, std::ostream& out);
 int run_layout(Arguments args, std::ostream& out);

@@ -25,6 +25,12 @@ const std::vector<Subcommand>& subcommands() {
        "the main job: a u4 quantized GEMM run (GPU, else interpreter) and checked; `plans`: "
        "the conversion plans, checked exactly",
        nibble::cli::run_demo},
+      {"quantize",
+       "nibble quantize W.npy --type T [--group G] [--zero-points] [--scale-type f16|bf16] "
+       "[--for-m M] -o DIR",
+       "quantize a [K, N] weight: packed codes, scales (and the re-packing the GEMM reads for M "
+       "rows)",
+       nibble::cli::run_quantize},
       {"layout",
        "nibble layout \"<layout>\"|ATOM [--shape R,C] [--dtype T] [--swizzle 128B] [--mesh "
        "dp=2,tp=4] [--svg FILE] [--atoms]",
