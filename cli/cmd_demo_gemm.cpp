@@ -35,17 +35,8 @@ DemoOptions parse_options(Arguments args) {
   DemoOptions options;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", arg)};
-      return args[++i];
-    };
-    auto number = [&](const std::string& text) {
-      try {
-        return std::stoll(text);
-      } catch (const std::exception&) {
-        throw UsageError{fmt::format("{} needs a number, not '{}'", arg, text)};
-      }
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
+    auto number = [&](const std::string& text) { return option_number(arg, text); };
     if (arg == "--m") {
       options.m = number(value());
     } else if (arg == "--n") {

@@ -73,6 +73,21 @@ NpyArray sixteen_bit_array(const std::vector<uint16_t>& codes, DataType type, in
 
 }  // namespace
 
+const std::string& option_value(Arguments args, size_t& i) {
+  if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", args[i])};
+  return args[++i];
+}
+
+int64_t option_number(const std::string& option, const std::string& text) {
+  try {
+    size_t used = 0;
+    const int64_t parsed = std::stoll(text, &used);
+    if (used == text.size()) return parsed;
+  } catch (const std::exception&) {
+  }
+  throw UsageError{fmt::format("{} needs a whole number, not '{}'", option, text)};
+}
+
 int run_quantize(Arguments args, std::ostream& out) {
   std::optional<std::filesystem::path> input;
   std::optional<std::filesystem::path> output;
@@ -81,20 +96,8 @@ int run_quantize(Arguments args, std::ostream& out) {
   bool type_given = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", arg)};
-      return args[++i];
-    };
-    auto number = [&](const std::string& text) {
-      try {
-        size_t used = 0;
-        const int64_t parsed = std::stoll(text, &used);
-        if (used != text.size()) throw std::invalid_argument(text);
-        return parsed;
-      } catch (const std::exception&) {
-        throw UsageError{fmt::format("{} needs a whole number, not '{}'", arg, text)};
-      }
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
+    auto number = [&](const std::string& text) { return option_number(arg, text); };
     if (arg == "--type") {
       options.weight_type = DataType::parse(value());
       type_given = true;

@@ -17,6 +17,11 @@ struct UsageError {
 
 using Arguments = std::span<const std::string>;
 
+// The value after option args[i] (i moves to it), or a UsageError "OPTION needs a value".
+const std::string& option_value(Arguments args, size_t& i);
+// `text` as a whole number for `option`, or a UsageError "OPTION needs a whole number, not …".
+int64_t option_number(const std::string& option, const std::string& text);
+
 // A VM program file, parsed with statement locations pointing into it (cmd_vm.cpp).
 vm::Program read_program_file(const std::string& path);
 

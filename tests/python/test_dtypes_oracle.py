@@ -128,6 +128,6 @@ def test_main_job_runs_and_checks_the_quantized_gemm(nibble_cli):
 
 def test_main_job_rejects_bad_arguments(nibble_cli):
     result = nibble_cli("demo", "--m", "x", check=False)
-    assert result.returncode == 2 and "--m needs a number, not 'x'" in result.stderr
+    assert result.returncode == 2 and "--m needs a whole number, not 'x'" in result.stderr
     result = nibble_cli("demo", "--k", "200", "--interpret", check=False)
     assert result.returncode != 0 and "not a multiple" in result.stderr
