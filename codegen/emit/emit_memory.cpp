@@ -443,16 +443,14 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
       }
       ++vector_runs;
       widest = std::max(widest, static_cast<int>(access_bits));
-      // The alignment each access needs: the run in pieces of at most 128 bits.
-      const int64_t chunk_bits = std::min<int64_t>(128, access_bits & -access_bits);
-      const bool aligned = access.provably_aligned(run, chunk_bits, param.alignment_bytes);
+      const bool aligned = access.provably_aligned(run, access_bits, param.alignment_bytes);
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* fast = access.run_inside(run);
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
         llvm::Value* misaligned =
-            builder.CreateOr(builder.CreateAnd(address, const_i64(chunk_bits / 8 - 1)),
+            builder.CreateOr(builder.CreateAnd(address, const_i64(access_bits / 8 - 1)),
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
