@@ -16,6 +16,7 @@
 #include "codegen/ptxas.h"
 #include "examples/gemm.h"
 #include "examples/gemv_u4.h"
+#include "examples/quant_gemm.h"
 #include "examples/softmax.h"
 #include "examples/vector_add.h"
 #include "frontend/cpp/kernel_builder.h"
@@ -206,6 +207,23 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   const std::string gemv = sass_of(codegen::compile(examples::gemv_u4({}), target), *nvdisasm);
   CHECK(gemv.find("LOP3") != std::string::npos);
   CHECK(gemv.find("HFMA2") != std::string::npos);
+  // The quantized GEMM's decode kernel: A, W and the scales through cp.async, the W runs read
+  // back with 16-byte shared loads, A as ldmatrix fragments, lop3 dequantization, packed f16
+  // scaling, mma; nothing in local memory.
+  const std::string quant = sass_of(
+      codegen::compile(
+          examples::quant_gemm(examples::choose_quant_gemm_config(
+              1, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false)),
+          target),
+      *nvdisasm);
+  CHECK(quant.find("LDGSTS.E.BYPASS.128") != std::string::npos);
+  CHECK(quant.find("LDS.128") != std::string::npos);
+  CHECK(quant.find("LDSM.16.M88.4") != std::string::npos);
+  CHECK(quant.find("LOP3.LUT") != std::string::npos);
+  CHECK(quant.find("HMUL2") != std::string::npos);
+  CHECK(quant.find("HMMA.16816.F32") != std::string::npos);
+  CHECK(quant.find("LDL") == std::string::npos);
+  CHECK(quant.find("STL") == std::string::npos);
 }
 
 }  // namespace
