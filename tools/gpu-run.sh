@@ -42,7 +42,8 @@ if [[ "${NIBBLE_BENCH:-1}" == 1 ]]; then
   python3 "$repo/bench/peers/triton_compile.py" --out "$out" 2>&1 | tee "$out/triton_compile.log"
   # The quantized GEMM's peers (cuBLAS, Triton) on the shapes bench_quant_gemm measured.
   if [[ -f "$out/quant_gemm_nibble.json" ]]; then
-    python3 "$repo/bench/quant_gemm_report.py" "$out/quant_gemm_nibble.json" --out "$out" 2>&1 |
+    python3 "$repo/bench/quant_gemm_report.py" "$out/quant_gemm_nibble.json" --out "$out" \
+      --triton-m 1,16,4096 2>&1 |
       tee "$out/quant_gemm_report.log"
   fi
 fi
