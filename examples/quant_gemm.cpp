@@ -250,8 +250,9 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   Pointer c = split ? b.pointer("workspace", f32, 4) : b.pointer("c", act, 4);
   Expr m = b.scalar("m");
   Expr n = b.scalar("n", i32, bn);
+  // K is a whole number of split iterations and of groups (launch-time checked).
   const int64_t k_divisor =
-      std::max(bk * config.split_k * config.unroll, per_channel ? int64_t{1} : config.group_size);
+      std::lcm(bk * config.split_k * config.unroll, per_channel ? int64_t{1} : config.group_size);
   Expr k = b.scalar("k", i32, k_divisor);
   b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
 
