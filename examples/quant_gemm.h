@@ -15,9 +15,10 @@
 //     with cp.async and reads it back with 16-byte shared loads) and the scale rows. The
 //     copies run stages - 1 iterations ahead of the math.
 //   - The decode schedule (small M: memory-bound) uses a 16-row tile and splits K over
-//     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace through atomics, and a second small
-//     kernel (quant_gemm_finish) rounds them into C and clears the workspace for the next call.
-//     The prefill schedule (large M: compute-bound) uses large tiles and no split.
+//     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace
+//     through atomics, and a second small kernel (quant_gemm_finish) rounds them into C and clears
+//     the workspace for the next call. The prefill schedule (large M: compute-bound) uses large
+//     tiles and no split.
 //
 // What a configuration requires of a call (check_quant_gemm_shape, before any launch):
 // N a multiple of block_n, K a multiple of block_k * split_k * unroll and of the group size
