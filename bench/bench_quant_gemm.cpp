@@ -30,6 +30,7 @@
 #include "dtypes/codec.h"
 #include "dtypes/packing.h"
 #include "examples/quant/device.h"
+#include "examples/quant/quantize.h"
 #include "examples/quant_gemm.h"
 #include "runtime/driver.h"
 
@@ -91,8 +92,6 @@ Check check_columns(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t
   const int64_t tiles_n = n / config.block_n;
   const int64_t group = config.group_size == 0 ? k : config.group_size;
   const DataType stored = examples::stored_weight_type(config);
-  const double eps =
-      config.activation == DataType::bf16() ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   Check check;
   for (int64_t column : {int64_t{0}, n / 7, n / 3, n / 2, n - n / 5, n - 3, n - 2, n - 1}) {
     std::vector<double> w(static_cast<size_t>(k));
@@ -120,8 +119,8 @@ Check check_columns(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t
         magnitude += std::abs(x * w[static_cast<size_t>(row)]);
       }
       const double got = dtypes::decode(config.activation, c[static_cast<size_t>(i * n + column)]);
-      const double tolerance = 2 * eps * magnitude + eps * std::abs(sum) + 1e-6;
-      const double ratio = std::abs(got - sum) / tolerance;
+      const double ratio =
+          std::abs(got - sum) / examples::matmul_tolerance(config.activation, magnitude, sum);
       check.worst_ratio = std::max(check.worst_ratio, std::isnan(ratio) ? 1e9 : ratio);
       if (!(ratio <= 1)) check.passed = false;
     }

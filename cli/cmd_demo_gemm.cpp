@@ -83,12 +83,11 @@ Inputs make_inputs(const DemoOptions& options, int64_t n, int64_t k) {
   return in;
 }
 
-// The largest |C - reference| over the tolerance (rounding of the weights to f16, f32 sums,
-// C to f16); ≤ 1 passes. Rows and columns are sampled for large problems.
+// The largest |C - reference| over examples::matmul_tolerance; ≤ 1 passes. Rows and columns are
+// sampled for large problems.
 double worst_error_ratio(const Inputs& in, int64_t m, int64_t n, int64_t k,
                          const std::vector<uint16_t>& c, int64_t stride) {
   const std::vector<double> w = examples::dequantize(in.weight);
-  const double eps = std::ldexp(1.0, -11);
   double worst = 0;
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; j += stride) {
@@ -101,7 +100,8 @@ double worst_error_ratio(const Inputs& in, int64_t m, int64_t n, int64_t k,
         magnitude += std::abs(product);
       }
       const double got = dtypes::decode(DataType::f16(), c[static_cast<size_t>(i * n + j)]);
-      const double ratio = std::abs(got - sum) / (2 * eps * magnitude + eps * std::abs(sum) + 1e-6);
+      const double ratio =
+          std::abs(got - sum) / examples::matmul_tolerance(DataType::f16(), magnitude, sum);
       worst = std::max(worst, std::isnan(ratio) ? 1e30 : ratio);
     }
   }

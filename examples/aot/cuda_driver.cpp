@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -50,6 +51,17 @@ void check(Result result, const char* call) {
 }
 
 }  // namespace
+
+bool CudaDriver::open_or_skip() {
+  std::string why;
+  if (!open(why)) {
+    std::printf("SKIPPED: %s\n", why.c_str());
+    return false;
+  }
+  std::printf("device: compute capability %d.%d\n", compute_capability_ / 10,
+              compute_capability_ % 10);
+  return true;
+}
 
 bool CudaDriver::open(std::string& why) {
   api_ = new Api;

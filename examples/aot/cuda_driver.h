@@ -16,6 +16,9 @@ class CudaDriver {
   // Opens libcuda.so.1, initializes it and makes device 0's primary context current. Returns
   // false with `why` set when there is no driver or no GPU.
   bool open(std::string& why);
+  // open(), printing the device, or "SKIPPED: why" (the caller then exits with 77, which CTest
+  // reports as skipped).
+  bool open_or_skip();
   ~CudaDriver();
 
   int compute_capability() const { return compute_capability_; }

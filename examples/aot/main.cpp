@@ -181,20 +181,11 @@ bool run_misaligned(CudaDriver& driver) {
   return status == NBL_ERROR_MISALIGNED_POINTER;
 }
 
-// QUANTIZED GEMM: once the quant_gemm family (examples/quant_gemm.{h,cpp}) is registered and
-// listed in kernels.json, run a decode and a prefill layer here against its CPU reference.
-
 }  // namespace
 
 int main() {
   CudaDriver driver;
-  std::string why;
-  if (!driver.open(why)) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return 77;
-  }
-  std::printf("device: compute capability %d.%d\n", driver.compute_capability() / 10,
-              driver.compute_capability() % 10);
+  if (!driver.open_or_skip()) return 77;
   std::mt19937 random(2024);
   bool ok = true;
   try {

@@ -110,13 +110,11 @@ Layer make_layer(DataType weight, DataType activation, int64_t m, int64_t n, int
 }
 
 // C against the reference with the tolerance of the quantized GEMM's tests
-// (tests/examples/quant_gemm_support.h): the rounding of C to the activation type and of the
-// f32 accumulation of |a|·|w| products.
+// (examples::matmul_tolerance).
 bool check(const std::string& what, DataType activation, const Layer& layer,
            const std::vector<uint16_t>& c) {
   const std::vector<double> reference = examples::reference_matmul(layer.a, layer.m, layer.weight);
   const std::vector<double> w = examples::dequantize(layer.weight);
-  const double eps = activation == DataType::bf16() ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   int64_t bad = 0;
   double worst = 0;
   for (int64_t i = 0; i < layer.m; ++i) {
@@ -128,7 +126,7 @@ bool check(const std::string& what, DataType activation, const Layer& layer,
       }
       const double expected = reference[static_cast<size_t>(i * layer.n + j)];
       const double got = dtypes::decode(activation, c[static_cast<size_t>(i * layer.n + j)]);
-      const double tolerance = 2 * eps * magnitude + eps * std::abs(expected) + 1e-6;
+      const double tolerance = examples::matmul_tolerance(activation, magnitude, expected);
       const double error = std::abs(got - expected);
       if (!(error <= tolerance)) {
         if (bad < 5) {
@@ -234,13 +232,7 @@ Outcome run_layer(CudaDriver& driver, bool decode, DataType weight, DataType act
 
 int main() {
   CudaDriver driver;
-  std::string why;
-  if (!driver.open(why)) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return 77;
-  }
-  std::printf("device: compute capability %d.%d\n", driver.compute_capability() / 10,
-              driver.compute_capability() % 10);
+  if (!driver.open_or_skip()) return 77;
   std::mt19937_64 random(2024);
   bool ok = true;
   try {

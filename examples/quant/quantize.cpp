@@ -162,4 +162,9 @@ std::vector<double> reference_matmul(std::span<const double> a, int64_t m,
   return c;
 }
 
+double matmul_tolerance(DataType activation, double magnitude, double reference) {
+  const double eps = activation == DataType::bf16() ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  return 2 * eps * magnitude + eps * std::abs(reference) + 1e-6;
+}
+
 }  // namespace nibble::examples

@@ -70,4 +70,10 @@ std::vector<double> dequantize(const QuantizedWeight& weight);
 std::vector<double> reference_matmul(std::span<const double> a, int64_t m,
                                      const QuantizedWeight& weight);
 
+// How far a kernel's C[i, j] may be from reference_matmul: the dequantized weights and C are
+// rounded to the activation type (f16 or bf16) and the products are summed in f32, so the
+// error is bounded by 2·eps·Σ|a·w| + eps·|C| (+ 1e-6 for sums near zero), eps the unit round-off
+// of the activation type. `magnitude` is Σ_k |a[i, k]·w[k, j]|.
+double matmul_tolerance(dtypes::DataType activation, double magnitude, double reference);
+
 }  // namespace nibble::examples

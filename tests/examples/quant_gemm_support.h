@@ -69,14 +69,11 @@ inline Problem make_problem(const QuantGemmConfig& config, int64_t m, int64_t n,
   return p;
 }
 
-// |C - reference| within the rounding of the dequantized weights and of C to the activation
-// type, and f32 accumulation.
+// |C - reference| within examples::matmul_tolerance for every element.
 inline void check_against_reference(const QuantGemmConfig& config, const Problem& p,
                                     const std::vector<uint16_t>& c) {
   const std::vector<double> reference = examples::reference_matmul(p.a, p.m, p.weight);
   const std::vector<double> w = examples::dequantize(p.weight);
-  const double eps =
-      config.activation == DataType::bf16() ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   REQUIRE(c.size() == reference.size());
   int64_t bad = 0;
   for (int64_t i = 0; i < p.m; ++i) {
@@ -87,7 +84,7 @@ inline void check_against_reference(const QuantGemmConfig& config, const Problem
             std::abs(p.a[static_cast<size_t>(i * p.k + kk)] * w[static_cast<size_t>(kk * p.n + j)]);
       const double expected = reference[static_cast<size_t>(i * p.n + j)];
       const double got = dtypes::decode(config.activation, c[static_cast<size_t>(i * p.n + j)]);
-      const double tolerance = 2 * eps * magnitude + eps * std::abs(expected) + 1e-6;
+      const double tolerance = examples::matmul_tolerance(config.activation, magnitude, expected);
       if (!(std::abs(got - expected) <= tolerance)) {
         if (bad < 5) {
           UNSCOPED_INFO(config.name() << ": C[" << i << ", " << j << "] = " << got << ", reference "
