@@ -85,6 +85,13 @@ int64_t gcd_all(std::initializer_list<int64_t> values) {
   return g == 0 ? int64_t{1} << 20 : g;
 }
 
+// The widest piece a run of `access_bits` (a multiple of 32) moves in: the largest power of two
+// dividing it, at most 128 bits (a 16-byte access). Runs of odd widths (96, 384 bits…) move in
+// several pieces, each aligned to its size when the run's start is.
+int64_t piece_bits_of(int64_t access_bits) {
+  return std::min<int64_t>(128, access_bits & -access_bits);
+}
+
 // The IR type of an access of `bits` bits: iN up to 32, <n x i32> above.
 llvm::Type* access_type(llvm::LLVMContext& context, int64_t bits) {
   if (bits <= 32) return llvm::IntegerType::get(context, static_cast<unsigned>(bits));
@@ -199,6 +206,22 @@ struct GlobalAccess {
 };
 
 }  // namespace
+
+void KernelEmitter::load_packed_words(const RegisterTensor& tensor, int64_t first_word,
+                                      int64_t access_bits,
+                                      const std::function<llvm::Value*(int64_t)>& address_of) {
+  const int64_t piece_bits = piece_bits_of(access_bits);
+  for (int64_t at = 0; at < access_bits; at += piece_bits) {
+    auto* load = builder.CreateLoad(access_type(context, piece_bits), address_of(at / 8));
+    load->setAlignment(llvm::Align(static_cast<uint64_t>(piece_bits / 8)));
+    for (int64_t w = 0; w < piece_bits / 32; ++w) {
+      llvm::Value* word = piece_bits == 32
+                              ? static_cast<llvm::Value*>(load)
+                              : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
+      write_word(tensor, first_word + at / 32 + w, word);
+    }
+  }
+}
 
 // ---- views and allocation ---------------------------------------------------------------------
 
@@ -329,7 +352,7 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     ++vector_runs;
     widest = std::max(widest, static_cast<int>(access_bits));
     // The alignment each access needs: the run in pieces of at most 128 bits.
-    const int64_t chunk_bits = std::min<int64_t>(128, access_bits & -access_bits);
+    const int64_t chunk_bits = piece_bits_of(access_bits);
     const bool aligned = access.provably_aligned(run, chunk_bits, param.alignment_bytes);
     llvm::Value* start = access.element_offset(*run.front());
     llvm::Value* fast = access.run_inside(run);
@@ -347,23 +370,10 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     builder.CreateCondBr(fast, vector_block, scalar_block);
     builder.SetInsertPoint(vector_block);
     if (result.packed) {
-      // Whole words, in accesses of at most 128 bits (odd widths give runs of up to 384).
-      const int64_t first_word = run.front()->slot * bits / 32;
       llvm::Value* base = access.pointer(start);
-      for (int64_t done_bits = 0; done_bits < access_bits;) {
-        const int64_t chunk = std::min<int64_t>(chunk_bits, access_bits - done_bits);
-        auto* load =
-            builder.CreateLoad(access_type(context, chunk),
-                               builder.CreateInBoundsGEP(i8(), base, {const_i64(done_bits / 8)}));
-        load->setAlignment(llvm::Align(static_cast<uint64_t>(chunk / 8)));
-        for (int64_t w = 0; w < chunk / 32; ++w) {
-          llvm::Value* word = chunk == 32
-                                  ? static_cast<llvm::Value*>(load)
-                                  : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
-          write_word(result, first_word + done_bits / 32 + w, word);
-        }
-        done_bits += chunk;
-      }
+      load_packed_words(result, run.front()->slot * bits / 32, access_bits, [&](int64_t byte) {
+        return builder.CreateInBoundsGEP(i8(), base, {const_i64(byte)});
+      });
     } else {
       llvm::Type* type = access_type(context, access_bits);
       auto* load = builder.CreateLoad(type, access.pointer(start));
@@ -670,21 +680,9 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
       auto [byte, within] = tile_address(source, index_of(*run.front()));
       (void)within;
       if (result.packed) {
-        // Whole words in pieces of at most 16 bytes (odd widths give runs of up to 48).
-        const int64_t piece_bits = std::min<int64_t>(128, access_bits & -access_bits);
-        const int64_t first_word = run.front()->slot * bits / 32;
-        for (int64_t at = 0; at < access_bits; at += piece_bits) {
-          auto* load = builder.CreateLoad(
-              access_type(context, piece_bits),
-              shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at / 8)))));
-          load->setAlignment(llvm::Align(static_cast<uint64_t>(piece_bits / 8)));
-          for (int64_t w = 0; w < piece_bits / 32; ++w) {
-            llvm::Value* word = piece_bits == 32
-                                    ? static_cast<llvm::Value*>(load)
-                                    : builder.CreateExtractElement(load, static_cast<uint64_t>(w));
-            write_word(result, first_word + at / 32 + w, word);
-          }
-        }
+        load_packed_words(result, run.front()->slot * bits / 32, access_bits, [&](int64_t at) {
+          return shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at))));
+        });
       } else {
         auto* load = builder.CreateLoad(access_type(context, access_bits), shared_pointer(byte));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
@@ -849,7 +847,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         continue;
       }
       ++copies;
-      const int64_t piece_bytes = std::min<int64_t>(16, bytes & -bytes);
+      const int64_t piece_bytes = piece_bits_of(bytes * 8) / 8;
       widest = std::max(widest, static_cast<int>(piece_bytes));
       const bool aligned = access.provably_aligned(run, piece_bytes * 8, param.alignment_bytes);
       if (packed) {

@@ -199,6 +199,11 @@ class KernelEmitter {
   // ---- shared memory
   // ------------------------------------------------------------------------------
   llvm::Value* shared_pointer(llvm::Value* byte_offset);  // ptr addrspace(3)
+  // Loads `access_bits` (a multiple of 32) of whole words into the packed words of `tensor`
+  // from first_word on, in pieces of piece_bits_of(access_bits) (emit_memory.cpp);
+  // address_of(byte) is the address `byte` bytes into the run.
+  void load_packed_words(const RegisterTensor& tensor, int64_t first_word, int64_t access_bits,
+                         const std::function<llvm::Value*(int64_t)>& address_of);
   const SharedTile& tile(TensorId id) const;
   // The swizzled byte offset (in the block's shared memory) and bit offset inside the byte of a
   // tile element at a logical multi-index (i32 values).
