@@ -4,6 +4,7 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
+#include <algorithm>
 #include <chrono>
 #include <regex>
 
@@ -54,7 +55,7 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
   kernel.program = source;
   auto stage = std::chrono::steady_clock::now();
   vm::run_default_passes(kernel.program);
-  assign_mma_layouts(kernel.program);
+  assign_mma_layouts(kernel.program, target);
   kernel.report.passes_ms = milliseconds_since(stage);
   kernel.name = kernel.program.name;
   kernel.block_threads = kernel.program.threads();
@@ -83,14 +84,18 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
                     emitter.scratch_bytes(), vm::kMaxSharedMemoryBytes));
   }
 
+  // The target's PTX ISA version unless an instruction needs a newer one (fp8 mma: 8.4), so
+  // that kernels without it keep their PTX.
+  Target emitted = target;
+  emitted.ptx_version = std::max(target.ptx_version, emitter.required_ptx_version());
   LlvmStageTimes times;
-  kernel.ptx = emit_ptx(*module, target, &times);
+  kernel.ptx = emit_ptx(*module, emitted, &times);
   kernel.report.verify_ms = times.verify_ms;
   kernel.report.optimize_ms = times.optimize_ms;
   kernel.report.emit_ms = times.emit_ms;
 
   if (options.assemble && find_ptxas()) {
-    PtxasResult assembled = assemble_ptx(kernel.ptx, target, options.ptxas_verbose);
+    PtxasResult assembled = assemble_ptx(kernel.ptx, emitted, options.ptxas_verbose);
     kernel.cubin = std::move(assembled.cubin);
     kernel.report.ptxas_ms = assembled.milliseconds;
     kernel.report.ptxas_log = std::move(assembled.log);

@@ -205,9 +205,10 @@ struct Reduce {
   int axis = 0;
 };
 // accumulator[m, n] += Σ_k a[m, k] · b[k, n]: f16·f16, bf16·bf16 -> f32; f32·f32 -> f32;
-// i8·i8 -> i32. Products are exact; the sum is accumulated in k order, in the accumulator's
-// type, rounding after each addition (the interpreter's order; the GPU's differs within a
-// tensor-core step and is compared with a tolerance per dtype).
+// {i8,u8}·{i8,u8} -> i32; {f8e4m3,f8e5m2}·{f8e4m3,f8e5m2} -> f32. Products are exact; the sum is
+// accumulated in k order, in the accumulator's type, rounding after each addition (the
+// interpreter's order; the GPU's differs within a tensor-core step and is compared with a tolerance
+// per dtype).
 struct Dot {
   TensorId accumulator;
   TensorId a;

@@ -413,13 +413,17 @@ class Verifier {
     }
     const std::string combination =
         fmt::format("{} x {} -> {}", a.dtype.name(), b.dtype.name(), c.dtype.name());
-    static const std::set<std::string> supported = {"f16 x f16 -> f32", "bf16 x bf16 -> f32",
-                                                    "f32 x f32 -> f32", "i8 x i8 -> i32"};
+    // The 8-bit inputs mix signedness and format freely, as mma.sync m16n8k32 does.
+    static const std::set<std::string> supported = {
+        "f16 x f16 -> f32",       "bf16 x bf16 -> f32",     "f32 x f32 -> f32",
+        "i8 x i8 -> i32",         "i8 x u8 -> i32",         "u8 x i8 -> i32",
+        "u8 x u8 -> i32",         "f8e4m3 x f8e4m3 -> f32", "f8e4m3 x f8e5m2 -> f32",
+        "f8e5m2 x f8e4m3 -> f32", "f8e5m2 x f8e5m2 -> f32"};
     if (!supported.contains(combination)) {
       error(
-          "dot: {} is not supported (f16 x f16 -> f32, bf16 x bf16 -> f32, f32 x f32 -> f32, i8 x "
-          "i8 -> "
-          "i32); cast the operands first",
+          "dot: {} is not supported (f16 x f16 -> f32, bf16 x bf16 -> f32, f32 x f32 -> f32, "
+          "{{i8, u8}} x {{i8, u8}} -> i32, {{f8e4m3, f8e5m2}} x {{f8e4m3, f8e5m2}} -> f32); cast "
+          "the operands first",
           combination);
     }
   }

@@ -716,11 +716,44 @@ void for_each_instruction(const vm::Body& body, const F& visit) {
 
 }  // namespace
 
-std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& dot) {
+namespace {
+
+bool is_one_of(DataType type, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (type == DataType::parse(name)) return true;
+  }
+  return false;
+}
+
+// Whether mma.sync has an instruction for a · b into c on `target` (the table in
+// kernel_emitter.h); the tile's shape is the tiling's business.
+bool mma_has_types(DataType a, DataType b, DataType c, const Target& target) {
+  if (is_one_of(a, {"f16", "bf16"})) return b == a && c == DataType::f32();
+  if (is_one_of(a, {"i8", "u8"})) return is_one_of(b, {"i8", "u8"}) && c == DataType::sint(32);
+  if (is_one_of(a, {"f8e4m3", "f8e5m2"})) {
+    return is_one_of(b, {"f8e4m3", "f8e5m2"}) && c == DataType::f32() && target.has_fp8_mma();
+  }
+  return false;
+}
+
+// The PTX spelling of an mma input or accumulator type.
+std::string mma_type_name(DataType type) {
+  if (type == DataType::sint(8)) return "s8";
+  if (type == DataType::uint(8)) return "u8";
+  if (type == DataType::sint(32)) return "s32";
+  if (type == DataType::parse("f8e4m3")) return "e4m3";
+  if (type == DataType::parse("f8e5m2")) return "e5m2";
+  return type.name();  // f16, bf16, f32
+}
+
+}  // namespace
+
+std::optional<MmaTiling> mma_tiling(const vm::Program& program, const Target& target,
+                                    const vm::Dot& dot) {
   const vm::TensorType& a = program.tensor(dot.a).type;
   const vm::TensorType& b = program.tensor(dot.b).type;
   const vm::TensorType& c = program.tensor(dot.accumulator).type;
-  if (a.dtype != b.dtype || c.dtype != DataType::f32()) return std::nullopt;
+  if (!mma_has_types(a.dtype, b.dtype, c.dtype, target)) return std::nullopt;
   if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2) return std::nullopt;
   if (dot.a == dot.b || dot.accumulator == dot.a || dot.accumulator == dot.b) return std::nullopt;
   if (b.shape[0] != a.shape[1] || c.shape[0] != a.shape[0] || c.shape[1] != b.shape[1]) {
@@ -729,7 +762,7 @@ std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& d
   return layout::choose_mma_tiling(a.shape[0], b.shape[1], a.shape[1], program.warps, a.dtype);
 }
 
-void assign_mma_layouts(vm::Program& program) {
+void assign_mma_layouts(vm::Program& program, const Target& target) {
   std::set<int> bitwise;  // read or written bit for bit by view or shuffle
   std::vector<std::pair<vm::Dot, MmaTiling>> dots;
   for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
@@ -740,7 +773,7 @@ void assign_mma_layouts(vm::Program& program) {
       bitwise.insert(shuffle->source.index);
       bitwise.insert(shuffle->result.index);
     } else if (const auto* dot = std::get_if<vm::Dot>(&instruction)) {
-      if (auto tiling = mma_tiling(program, *dot)) dots.emplace_back(*dot, *tiling);
+      if (auto tiling = mma_tiling(program, target, *dot)) dots.emplace_back(*dot, *tiling);
     }
   });
   std::map<int, std::vector<layout::Layout>> wanted;
@@ -765,7 +798,7 @@ void KernelEmitter::collect_mma_operands() {
   for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
     const auto* dot = std::get_if<vm::Dot>(&instruction);
     if (dot == nullptr) return;
-    const std::optional<MmaTiling> tiling = mma_tiling(program, *dot);
+    const std::optional<MmaTiling> tiling = mma_tiling(program, target, *dot);
     if (!tiling) return;
     if (info(dot->a).type.layout == tiling->a_layout()) mma_operands[dot->a.index] = {*tiling, 'a'};
     if (info(dot->b).type.layout == tiling->b_layout()) mma_operands[dot->b.index] = {*tiling, 'b'};
@@ -774,10 +807,16 @@ void KernelEmitter::collect_mma_operands() {
 
 void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling) {
   const RegisterTensor& c = reg(instruction.accumulator);
-  const std::string input = tiling.input == DataType::bf16() ? "bf16" : "f16";
-  note(fmt::format("dot {}x{}x{}: mma.sync m16n8k16 {} -> f32, warps {}x{}, {}x{} atoms per warp",
-                   tiling.m, tiling.n, tiling.k, input, tiling.warps_m, tiling.warps_n,
-                   tiling.tiles_m(), tiling.tiles_n()));
+  const DataType a_type = info(instruction.a).type.dtype;
+  const DataType b_type = info(instruction.b).type.dtype;
+  const bool integer = c.dtype.is_integer();
+  const std::string inputs =
+      a_type == b_type ? mma_type_name(a_type)
+                       : fmt::format("{}.{}", mma_type_name(a_type), mma_type_name(b_type));
+  note(fmt::format("dot {}x{}x{}: mma.sync m16n8k{} {} -> {}, warps {}x{}, {}x{} atoms per warp",
+                   tiling.m, tiling.n, tiling.k, tiling.atom_k(), inputs, c.dtype.name(),
+                   tiling.warps_m, tiling.warps_n, tiling.tiles_m(), tiling.tiles_n()));
+  if (a_type.is_float() && a_type.bits() == 8) required_ptx_version_ = 84;
   // The operands in their fragment layouts (a register renaming when they already are).
   auto fragments = [&](TensorId id, const layout::Layout& fragment) {
     const RegisterMap& map = register_map(fragment, info(id).type.shape);
@@ -791,25 +830,35 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
   };
   const std::vector<llvm::Value*> a = fragments(instruction.a, tiling.a_layout());
   const std::vector<llvm::Value*> b = fragments(instruction.b, tiling.b_layout());
-  llvm::Type* half = value_type(tiling.input);
-  llvm::Type* pair = llvm::FixedVectorType::get(half, 2);
+  // One 32-bit register of an operand: per_register() consecutive slots, the first in the low
+  // bits.
+  const int64_t per_register = tiling.per_register();
   auto word = [&](const std::vector<llvm::Value*>& slots, int64_t first) {
-    llvm::Value* vector = llvm::PoisonValue::get(pair);
-    vector = builder.CreateInsertElement(vector, slots[static_cast<size_t>(first)], uint64_t{0});
-    vector =
-        builder.CreateInsertElement(vector, slots[static_cast<size_t>(first + 1)], uint64_t{1});
+    llvm::Type* element = slots[static_cast<size_t>(first)]->getType();
+    llvm::Value* vector = llvm::PoisonValue::get(
+        llvm::FixedVectorType::get(element, static_cast<unsigned>(per_register)));
+    for (int64_t e = 0; e < per_register; ++e) {
+      vector = builder.CreateInsertElement(vector, slots[static_cast<size_t>(first + e)],
+                                           static_cast<uint64_t>(e));
+    }
     return builder.CreateBitCast(vector, i32());
   };
-  llvm::Type* f32 = builder.getFloatTy();
-  auto* result_type = llvm::StructType::get(context, {f32, f32, f32, f32});
-  auto* asm_type = llvm::FunctionType::get(
-      result_type, {i32(), i32(), i32(), i32(), i32(), i32(), f32, f32, f32, f32}, false);
+  llvm::Type* accumulator = integer ? i32() : builder.getFloatTy();
+  const char* accumulator_constraint = integer ? "r" : "f";
+  auto* result_type =
+      llvm::StructType::get(context, {accumulator, accumulator, accumulator, accumulator});
+  auto* asm_type = llvm::FunctionType::get(result_type,
+                                           {i32(), i32(), i32(), i32(), i32(), i32(), accumulator,
+                                            accumulator, accumulator, accumulator},
+                                           false);
   llvm::InlineAsm* mma = llvm::InlineAsm::get(
       asm_type,
-      fmt::format("mma.sync.aligned.m16n8k16.row.col.f32.{0}.{0}.f32 {{$0, $1, $2, $3}}, "
+      fmt::format("mma.sync.aligned.m16n8k{}.row.col.{}.{}.{}.{} {{$0, $1, $2, $3}}, "
                   "{{$4, $5, $6, $7}}, {{$8, $9}}, {{$10, $11, $12, $13}};",
-                  input),
-      "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", false);
+                  tiling.atom_k(), mma_type_name(c.dtype), mma_type_name(a_type),
+                  mma_type_name(b_type), mma_type_name(c.dtype)),
+      fmt::format("={0},={0},={0},={0},r,r,r,r,r,r,{0},{0},{0},{0}", accumulator_constraint),
+      false);
   for (int64_t i = 0; i < tiling.tiles_m(); ++i) {
     for (int64_t j = 0; j < tiling.tiles_n(); ++j) {
       const int64_t c_slot = tiling.c_slot(i, j);
@@ -819,9 +868,9 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
       for (int64_t s = 0; s < tiling.steps_k(); ++s) {
         std::vector<llvm::Value*> arguments;
         for (int64_t r = 0; r < 4; ++r)
-          arguments.push_back(word(a, tiling.a_slot(i, s) + 2 * r));
+          arguments.push_back(word(a, tiling.a_slot(i, s) + per_register * r));
         for (int64_t r = 0; r < 2; ++r)
-          arguments.push_back(word(b, tiling.b_slot(s, j) + 2 * r));
+          arguments.push_back(word(b, tiling.b_slot(s, j) + per_register * r));
         arguments.insert(arguments.end(), d.begin(), d.end());
         llvm::CallInst* call = builder.CreateCall(asm_type, mma, arguments);
         call->setDoesNotAccessMemory();
@@ -838,7 +887,7 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
 // ---- dot ----------------------------------------------------------------------------------------
 
 void KernelEmitter::emit(const vm::Dot& instruction) {
-  if (const std::optional<MmaTiling> tiling = mma_tiling(program, instruction)) {
+  if (const std::optional<MmaTiling> tiling = mma_tiling(program, target, instruction)) {
     if (info(instruction.accumulator).type.layout == tiling->c_layout()) {
       emit_mma(instruction, *tiling);
       return;

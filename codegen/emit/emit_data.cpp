@@ -5,6 +5,7 @@
 // barriers otherwise.
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
+#include <llvm/IR/IntrinsicsNVPTX.h>
 
 #include <numeric>
 
@@ -50,6 +51,11 @@ std::vector<llvm::Value*> KernelEmitter::gather(TensorId source_id, const Regist
     }
     return values;
   }
+  if (value_type(source.dtype)->getPrimitiveSizeInBits().getFixedValue() <= 32) {
+    if (const auto shuffles = warp_shuffle_plan(*source.map, to_map, table)) {
+      return shuffled(source, *shuffles, to_map, why, info(source_id).name);
+    }
+  }
   // Through shared memory: every element once (by its primary replica) at its row-major index.
   note(fmt::format("{}: '{}' crosses threads through shared memory", why, info(source_id).name));
   llvm::Type* element_type = value_type(source.dtype);
@@ -77,6 +83,63 @@ std::vector<llvm::Value*> KernelEmitter::gather(TensorId source_id, const Regist
         builder.CreateAdd(const_i32(base), builder.CreateMul(flat, const_i32(element_bytes)));
     values.push_back(builder.CreateLoad(element_type, shared_pointer(offset)));
   }
+  return values;
+}
+
+std::vector<llvm::Value*> KernelEmitter::shuffled(const RegisterTensor& source,
+                                                  const std::vector<LaneShuffle>& shuffles,
+                                                  const RegisterMap& to_map, std::string_view why,
+                                                  std::string_view name) {
+  auto thread_bit = [&](int bit) {
+    return builder.CreateAnd(builder.CreateLShr(thread_index, static_cast<uint64_t>(bit)), 1);
+  };
+  // The pattern of a table's bits in this thread's index, and whether it is `pattern`.
+  auto pattern_of = [&](const ThreadBitTable& table) {
+    llvm::Value* pattern = const_i32(0);
+    for (size_t b = 0; b < table.bits.size(); ++b)
+      pattern = builder.CreateOr(pattern, builder.CreateShl(thread_bit(table.bits[b]), b));
+    return pattern;
+  };
+  auto is_pattern = [&](llvm::Value* pattern, size_t p) {
+    return builder.CreateICmpEQ(pattern, const_i32(static_cast<int64_t>(p)));
+  };
+  std::vector<llvm::Value*> values(to_map.entries.size(),
+                                   llvm::Constant::getNullValue(value_type(source.dtype)));
+  int moves = 0;
+  for (const LaneShuffle& shuffle : shuffles) {
+    // What this thread sends: its slot chosen by the table's bits of its index.
+    llvm::Value* send_pattern = pattern_of(shuffle.send_slot);
+    llvm::Value* sent = read_slot(source, shuffle.send_slot.values[0]);
+    for (size_t p = 1; p < shuffle.send_slot.values.size(); ++p) {
+      sent = builder.CreateSelect(is_pattern(send_pattern, p),
+                                  read_slot(source, shuffle.send_slot.values[p]), sent);
+    }
+    llvm::Value* received = sent;
+    if (!shuffle.stays_in_thread()) {
+      llvm::Value* lane = const_i32(shuffle.lane_constant);
+      for (size_t i = 0; i < shuffle.lane_columns.size(); ++i) {
+        if (shuffle.lane_columns[i] == 0) continue;
+        lane = builder.CreateXor(lane, builder.CreateMul(thread_bit(static_cast<int>(i)),
+                                                         const_i32(shuffle.lane_columns[i])));
+      }
+      llvm::Value* word = builder.CreateZExt(to_bits(sent), i32());
+      received = from_bits(builder.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_idx_i32, {},
+                                                   {const_i32(-1), word, lane, const_i32(31)}),
+                           source.dtype);
+      ++moves;
+    }
+    // Where this thread keeps it.
+    llvm::Value* receive_pattern = pattern_of(shuffle.receive_entry);
+    for (size_t p = 0; p < shuffle.receive_entry.values.size(); ++p) {
+      const auto entry = static_cast<size_t>(shuffle.receive_entry.values[p]);
+      if (entry >= values.size()) continue;
+      values[entry] =
+          shuffle.receive_entry.values.size() == 1
+              ? received
+              : builder.CreateSelect(is_pattern(receive_pattern, p), received, values[entry]);
+    }
+  }
+  note(fmt::format("{}: '{}' moves between lanes by {} warp shuffles", why, name, moves));
   return values;
 }
 

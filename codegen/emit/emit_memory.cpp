@@ -13,6 +13,7 @@
 #include <llvm/IR/IntrinsicsNVPTX.h>
 
 #include <algorithm>
+#include <bit>
 #include <numeric>
 
 #include "codegen/emit/kernel_emitter.h"
@@ -541,23 +542,30 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
 
 }  // namespace
 
-// ldmatrix: each lane gives the address of one 16-byte row of an 8x8 matrix of 16-bit elements;
-// lanes 8j..8j+7 the rows of matrix j, which lands in destination register j. With r = lane % 8:
-//   A (m x k, k contiguous), x4: rows r + 8 * (lane / 8 % 2), columns 8 * (lane / 16) of a
-//     16x16 atom give a0..a3 (matrices: rows 0-7 / 8-15 by columns 0-7 / 8-15).
-//   B (k x n, n contiguous), x4.trans: the same walk over k rows and two 8-column groups gives b0,
-//     b1 of two neighbouring atoms (x2.trans for a last odd one): .trans hands lane l the column
-//     l / 4, rows 2(l % 4) and 2(l % 4) + 1 of each matrix, which is the B fragment.
+// ldmatrix: each lane gives the address of one 16-byte row of an 8x8 matrix of 16-bit elements
+// (8 x 16 bytes); lanes 8j..8j+7 the rows of matrix j, which lands in destination register j, lane
+// l receiving bytes 4(l % 4)..4(l % 4)+3 of row l / 4. With r = lane % 8 and e elements to a
+// 16-byte row (8 of 16 bits, 16 of 8 bits):
+//   A (m x k, k contiguous), x4: rows r + 8 * (lane / 8 % 2), columns e * (lane / 16) of an
+//     m16 x k(2e) atom give its four registers (matrices: rows 0-7 / 8-15 by the two column
+//     halves), for 16- and 8-bit inputs alike: a lane's 4 bytes of a row are its A register.
+//   B (k x n, n contiguous, 16-bit), x4.trans: the same walk over k rows and two 8-column groups
+//     gives b0, b1 of two neighbouring atoms (x2.trans for a last odd one): .trans hands lane l
+//     the column l / 4, rows 2(l % 4) and 2(l % 4) + 1 of each matrix, which is the B fragment.
+//     8-bit B would need a byte transpose, which ldmatrix does not do: the generic path then.
 bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand) {
   const RegisterTensor& result = reg(instruction.result);
   const SharedTile& source = tile(instruction.source);
-  if (result.packed || result.dtype.bits() != 16 || source.dtype.bits() != 16 ||
+  const int bits = result.dtype.bits();
+  if (result.packed || (bits != 16 && bits != 8) || source.dtype.bits() != bits ||
       source.shape.size() != 2 || instruction.offsets.size() != 2) {
     return false;
   }
+  if (bits == 8 && operand.role == 'b') return false;
+  const int64_t row_elements = 128 / bits;
   if (!source.swizzle.is_identity() && source.swizzle.unit_bytes() < 16) return false;
   if (source.base_bytes % 16 != 0) return false;
-  if (!tile_run_contiguous(source, 8, divisor_of(instruction.offsets[1]))) return false;
+  if (!tile_run_contiguous(source, row_elements, divisor_of(instruction.offsets[1]))) return false;
   const MmaTiling& t = operand.tiling;
   llvm::Value* row0 = scalar_i32(instruction.offsets[0]);
   llvm::Value* col0 = scalar_i32(instruction.offsets[1]);
@@ -568,7 +576,8 @@ bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOp
   llvm::Value* lane_row = builder.CreateAdd(
       builder.CreateAnd(lane, const_i32(7)),
       builder.CreateShl(builder.CreateAnd(builder.CreateLShr(lane, 3), const_i32(1)), 3));
-  llvm::Value* lane_col = builder.CreateShl(builder.CreateLShr(lane, 4), 3);
+  llvm::Value* lane_col = builder.CreateShl(builder.CreateLShr(lane, 4),
+                                            std::countr_zero(static_cast<uint64_t>(row_elements)));
 
   auto ldmatrix = [&](int count, bool transpose, llvm::Value* row, llvm::Value* col) {
     auto [byte, within] = tile_address(source, {row, col});
@@ -596,11 +605,14 @@ bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOp
       words.push_back(builder.CreateExtractValue(call, {i}));
     return words;
   };
-  llvm::Type* pair = llvm::FixedVectorType::get(value_type(result.dtype), 2);
-  auto write_pair = [&](int64_t slot, llvm::Value* word) {
-    llvm::Value* halves = builder.CreateBitCast(word, pair);
-    write_slot(result, slot, builder.CreateExtractElement(halves, uint64_t{0}));
-    write_slot(result, slot + 1, builder.CreateExtractElement(halves, uint64_t{1}));
+  const int64_t per_register = t.per_register();
+  llvm::Type* elements =
+      llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(per_register));
+  auto write_register = [&](int64_t slot, llvm::Value* word) {
+    llvm::Value* parts = builder.CreateBitCast(word, elements);
+    for (int64_t e = 0; e < per_register; ++e) {
+      write_slot(result, slot + e, builder.CreateExtractElement(parts, static_cast<uint64_t>(e)));
+    }
   };
   int instructions = 0;
   if (operand.role == 'a') {
@@ -611,10 +623,11 @@ bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOp
               builder.CreateAdd(builder.CreateMul(warp_m, const_i32(t.tiles_m())), const_i32(i)),
               const_i32(16)));
       for (int64_t s = 0; s < t.steps_k(); ++s) {
-        llvm::Value* col = builder.CreateAdd(builder.CreateAdd(col0, lane_col), const_i32(16 * s));
+        llvm::Value* col =
+            builder.CreateAdd(builder.CreateAdd(col0, lane_col), const_i32(t.atom_k() * s));
         const std::vector<llvm::Value*> words = ldmatrix(4, false, row, col);
         for (int64_t r = 0; r < 4; ++r)
-          write_pair(t.a_slot(i, s) + 2 * r, words[static_cast<size_t>(r)]);
+          write_register(t.a_slot(i, s) + per_register * r, words[static_cast<size_t>(r)]);
         ++instructions;
       }
     }
@@ -631,7 +644,7 @@ bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOp
         if (both) col = builder.CreateAdd(col, lane_col);
         const std::vector<llvm::Value*> words = ldmatrix(both ? 4 : 2, true, row, col);
         for (int64_t r = 0; r < (both ? 4 : 2); ++r) {
-          write_pair(t.b_slot(s, j + r / 2) + 2 * (r % 2), words[static_cast<size_t>(r)]);
+          write_register(t.b_slot(s, j + r / 2) + 2 * (r % 2), words[static_cast<size_t>(r)]);
         }
         ++instructions;
       }
@@ -716,7 +729,91 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
   }
 }
 
+// stmatrix (sm_90): the register words of a 16-bit tensor that are the 8x8 matrices of the
+// ldmatrix atom (register_map.h: match_matrix_fragments) go to shared memory four at a time (x4;
+// x2, x1 for the rest), lane q giving the address of row q % 8 of the group's matrix q / 8. A lane
+// finds the matrix's top-left element from its own share of it: its index minus its place in the
+// atom, the same in every lane of the warp (checked when matching).
+bool KernelEmitter::emit_stmatrix(const vm::StoreShared& instruction) {
+  if (target.sm < 90) return false;
+  const RegisterTensor& value = reg(instruction.value);
+  const SharedTile& destination = tile(instruction.destination);
+  if (value.packed || value.dtype.bits() != 16 || destination.dtype.bits() != 16 ||
+      destination.shape.size() != 2 || instruction.offsets.size() != 2) {
+    return false;
+  }
+  if (!destination.swizzle.is_identity() && destination.swizzle.unit_bytes() < 16) return false;
+  if (destination.base_bytes % 16 != 0) return false;
+  if (!tile_run_contiguous(destination, 8, divisor_of(instruction.offsets[1]))) return false;
+  const std::optional<MatrixFragments> fragments = match_matrix_fragments(*value.map);
+  if (!fragments) return false;
+  const bool transpose = fragments->transpose;
+  llvm::Value* lane = builder.CreateAnd(thread_index, const_i32(31));
+  llvm::Value* group = builder.CreateLShr(lane, 2);
+  llvm::Value* in_group = builder.CreateAnd(lane, const_i32(3));
+  // The lane's place in each matrix it holds: (row, column) of its first element.
+  llvm::Value* place_row = transpose ? builder.CreateShl(in_group, 1) : group;
+  llvm::Value* place_col = transpose ? group : builder.CreateShl(in_group, 1);
+  llvm::Value* row0 = builder.CreateAdd(scalar_i32(instruction.offsets[0]),
+                                        builder.CreateSub(value.thread->index_part[0], place_row));
+  llvm::Value* col0 = builder.CreateAdd(scalar_i32(instruction.offsets[1]),
+                                        builder.CreateSub(value.thread->index_part[1], place_col));
+  llvm::Value* matrix_row = builder.CreateAnd(lane, const_i32(7));
+  llvm::Value* matrix_of_lane = builder.CreateLShr(lane, 3);
+  llvm::Type* pair = llvm::FixedVectorType::get(value_type(value.dtype), 2);
+  const std::vector<int64_t>& words = fragments->words;
+  int instructions = 0;
+  for (size_t first = 0; first < words.size();) {
+    const size_t remaining = words.size() - first;
+    const int count = remaining >= 4 ? 4 : remaining >= 2 ? 2 : 1;
+    // The slot part of the top-left element of the lane's matrix (q / 8 % count).
+    llvm::Value* which = builder.CreateAnd(matrix_of_lane, const_i32(count - 1));
+    llvm::Value* slot_row = nullptr;
+    llvm::Value* slot_col = nullptr;
+    std::vector<llvm::Value*> registers;
+    for (int j = 0; j < count; ++j) {
+      const int64_t slot = 2 * words[first + static_cast<size_t>(j)];
+      const SlotEntry* entry = value.map->entry_of_slot(slot);
+      llvm::Value* row = const_i32(entry->index[0]);
+      llvm::Value* col = const_i32(entry->index[1]);
+      llvm::Value* is_this = builder.CreateICmpEQ(which, const_i32(j));
+      slot_row = slot_row == nullptr ? row : builder.CreateSelect(is_this, row, slot_row);
+      slot_col = slot_col == nullptr ? col : builder.CreateSelect(is_this, col, slot_col);
+      llvm::Value* halves = llvm::PoisonValue::get(pair);
+      halves = builder.CreateInsertElement(halves, read_slot(value, slot), uint64_t{0});
+      halves = builder.CreateInsertElement(halves, read_slot(value, slot + 1), uint64_t{1});
+      registers.push_back(builder.CreateBitCast(halves, i32()));
+    }
+    llvm::Value* row = builder.CreateAdd(builder.CreateAdd(row0, slot_row), matrix_row);
+    llvm::Value* col = builder.CreateAdd(col0, slot_col);
+    auto [byte, within] = tile_address(destination, {row, col});
+    (void)within;
+    std::vector<llvm::Value*> arguments = {builder.CreatePtrToInt(shared_pointer(byte), i32())};
+    arguments.insert(arguments.end(), registers.begin(), registers.end());
+    std::vector<llvm::Type*> types(arguments.size(), i32());
+    std::string operands;
+    for (int j = 1; j <= count; ++j)
+      operands += fmt::format("{}${}", j == 1 ? "" : ", ", j);
+    auto* asm_type = llvm::FunctionType::get(builder.getVoidTy(), types, false);
+    std::string constraints = "r";
+    for (int j = 0; j < count; ++j)
+      constraints += ",r";
+    llvm::InlineAsm* code = llvm::InlineAsm::get(
+        asm_type,
+        fmt::format("stmatrix.sync.aligned.m8n8.x{}{}.shared.b16 [$0], {{{}}};", count,
+                    transpose ? ".trans" : "", operands),
+        constraints + ",~{memory}", true);
+    builder.CreateCall(asm_type, code, arguments)->setConvergent();
+    first += static_cast<size_t>(count);
+    ++instructions;
+  }
+  note(fmt::format("store_shared '{}': {} stmatrix{} per warp", info(instruction.value).name,
+                   instructions, transpose ? ".trans" : ""));
+  return true;
+}
+
 void KernelEmitter::emit(const vm::StoreShared& instruction) {
+  if (emit_stmatrix(instruction)) return;
   const RegisterTensor& value = reg(instruction.value);
   const SharedTile& destination = tile(instruction.destination);
   const int bits = value.dtype.bits();

@@ -78,16 +78,21 @@ struct SharedTile {
 
 // ---- dot through mma.sync (emit_compute.cpp) ---------------------------------------------------
 //
-// A dot of f16 or bf16 operands into an f32 accumulator whose tile divides into m16n8k16 atoms
-// runs on mma.sync with the tiling of layout/mma_tiling.h. The operands and the accumulator take
-// its fragment layouts before code is generated, so the accumulator stays in the C fragments for
-// the whole loop and a load_shared that feeds an operand becomes ldmatrix (x4, .trans for B).
+// A dot whose tile divides into mma.sync atoms runs on them with the tiling of
+// layout/mma_tiling.h:
+//   f16·f16, bf16·bf16 -> f32        m16n8k16, every target
+//   {s8,u8}·{s8,u8} -> i32           m16n8k32, every target (wrapping, as the VM's dot)
+//   {e4m3,e5m2}·{e4m3,e5m2} -> f32   m16n8k32, sm_89 and newer (PTX ISA 8.4)
+// The operands and the accumulator take its fragment layouts before code is generated, so the
+// accumulator stays in the C fragments for the whole loop and a load_shared that feeds an operand
+// becomes ldmatrix where the bytes allow (x4 for A, x4/x2 .trans for 16-bit B).
 using layout::MmaTiling;
-// The tiling of a dot mma.sync can do, or nullopt (the SIMT path then).
-std::optional<MmaTiling> mma_tiling(const vm::Program& program, const vm::Dot& dot);
+// The tiling of a dot mma.sync can do on `target`, or nullopt (the SIMT path then).
+std::optional<MmaTiling> mma_tiling(const vm::Program& program, const Target& target,
+                                    const vm::Dot& dot);
 // Gives the operands and accumulators of every such dot their fragment layouts (a tensor that two
 // dots want in different layouts, or that a view or shuffle reads bit for bit, keeps its own).
-void assign_mma_layouts(vm::Program& program);
+void assign_mma_layouts(vm::Program& program, const Target& target);
 
 struct Accumulate;
 
@@ -106,6 +111,8 @@ class KernelEmitter {
   std::unique_ptr<llvm::Module> emit();
 
   int64_t tile_bytes() const { return tiles_end_; }
+  // The lowest PTX ISA version (x 10) the emitted instructions need (0: the target's own).
+  int required_ptx_version() const { return required_ptx_version_; }
   int64_t scratch_bytes() const { return scratch_bytes_; }
   const std::vector<std::string>& notes() const { return notes_; }
   const std::vector<KernelParameter>& parameters() const { return parameters_; }
@@ -188,11 +195,18 @@ class KernelEmitter {
   // For each entry of `to_map`: the value of source element source_of(element), where
   // source_of maps flat indices of the target shape to flat indices of the source's shape, and
   // source_index computes the same at run time from the target's multi-index (i32 values).
+  // A renaming of slots when every thread holds what it needs; else warp shuffles when every
+  // element a thread needs is in its warp (of 32 bits at most); else through shared memory.
   using FlatMap = std::function<int64_t(int64_t)>;
   using IndexMap = std::function<llvm::Value*(const std::vector<llvm::Value*>& index)>;
   std::vector<llvm::Value*> gather(TensorId source, const RegisterMap& to_map,
                                    const FlatMap& source_of, const IndexMap& source_index,
                                    std::string_view why);
+  // The values of `to_map`'s entries by warp shuffles (register_map.h: warp_shuffle_plan).
+  std::vector<llvm::Value*> shuffled(const RegisterTensor& source,
+                                     const std::vector<LaneShuffle>& shuffles,
+                                     const RegisterMap& to_map, std::string_view why,
+                                     std::string_view name);
   // The same with the identity map: the source's values in the layout of `to_map`.
   std::vector<llvm::Value*> values_in(TensorId source, const RegisterMap& to_map);
 
@@ -264,6 +278,9 @@ class KernelEmitter {
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);
+  // stmatrix (sm_90) for a store_shared whose value holds the ldmatrix atom's 8x8 matrices; false
+  // when it does not (the generic path then).
+  bool emit_stmatrix(const vm::StoreShared& instruction);
 
  private:
   void declare_function();
@@ -290,6 +307,7 @@ class KernelEmitter {
   std::unordered_map<int, SharedTile> tiles_;
   int64_t tiles_end_ = 0;
   int64_t scratch_bytes_ = 0;
+  int required_ptx_version_ = 0;
   llvm::GlobalVariable* shared_ = nullptr;
   std::vector<std::string> notes_;
   std::vector<KernelParameter> parameters_;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,5 +75,53 @@ std::string register_map_key(const layout::Layout& layout, const layout::Shape& 
 // source_of[x] is the flat index in `from` of flat element x of `to`.
 std::vector<int64_t> slot_permutation(const RegisterMap& from, const RegisterMap& to,
                                       const std::vector<int64_t>& source_of);
+
+// ---- warp-level atoms found in a register map -----------------------------------------------
+
+// The 8x8 matrices of 16-bit elements that ldmatrix/stmatrix move (layout/atoms.h), found in the
+// register slots of a 2-D tensor. A 32-bit register word w (slots 2w, 2w+1) of every warp is one
+// matrix whose top-left element (row0, col0), both multiples of 8, is the same for all lanes of
+// the warp, lane l holding
+//   without .trans: (row0 + l / 4, col0 + 2 (l % 4) + h)      h = 0, 1 (slots 2w, 2w+1)
+//   with .trans:    (row0 + 2 (l % 4) + h, col0 + l / 4)
+// Row r of the matrix is then the 8 elements (row0 + r, col0 ..col0 + 7) in both forms, which
+// is what each lane addresses.
+struct MatrixFragments {
+  bool transpose = false;
+  std::vector<int64_t> words;  // every word of the thread, ascending
+};
+// The matrices of `map` when every slot of every thread is in one, each element is held once
+// (no replicas) and every thread of the block holds elements; else nullopt.
+std::optional<MatrixFragments> match_matrix_fragments(const RegisterMap& map);
+
+// A function of a few bits of the thread index: values[the bits `bits` of t, bits[0] lowest].
+struct ThreadBitTable {
+  std::vector<int> bits;
+  std::vector<int64_t> values;
+  int64_t of(int64_t thread) const;
+};
+
+// A layout conversion inside warps by shfl.sync.idx, in rounds of one shuffle each. In a round,
+// every thread t sends its slot send_slot(t), receives from lane source_lane(t) of its own warp,
+// and keeps what it receives as its entry receive_entry(t) of the target map (an index into
+// to.entries; to.entries.size(): the thread keeps nothing this round), where
+//   source_lane(t) = lane_constant ^ XOR of lane_columns[i] over the set bits i of t
+// (a conversion whose layouts differ by a linear map of thread bits, the usual case for
+// power-of-two layouts, has this form) and send_slot, receive_entry are ThreadBitTables.
+struct LaneShuffle {
+  int64_t lane_constant = 0;
+  std::vector<int64_t> lane_columns;  // per bit of the thread index
+  ThreadBitTable send_slot;
+  ThreadBitTable receive_entry;
+  // Every thread receives from itself: a register read, no shuffle.
+  bool stays_in_thread() const;
+};
+// Rounds of shuffles that give each entry of `to` its value source_of(element) from `from` (as
+// slot_permutation), or nullopt when some element is held by no thread of the receiver's warp,
+// the rounds cannot be scheduled (each sender sends one slot, each receiver takes one value per
+// round) in twice the target's entries, or a round's choices are not of the form above.
+std::optional<std::vector<LaneShuffle>> warp_shuffle_plan(const RegisterMap& from,
+                                                          const RegisterMap& to,
+                                                          const std::vector<int64_t>& source_of);
 
 }  // namespace nibble::codegen

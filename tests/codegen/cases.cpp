@@ -7,6 +7,7 @@
 #include "examples/softmax.h"
 #include "examples/vector_add.h"
 #include "frontend/cpp/kernel_builder.h"
+#include "layout/mma_tiling.h"
 
 namespace nibble::testing {
 namespace {
@@ -201,6 +202,97 @@ CodegenCase dot_case(DataType in) {
   return c;
 }
 
+// dot of 8-bit operands on m16n8k32 atoms: i8/u8 into i32 (every target; exact, wrapping as the
+// interpreter does) and f8e4m3/f8e5m2 into f32 (mma.sync on sm_89 and newer, SIMT on sm_80). The
+// fp8 products are exact in f16, and on sm_90 the tensor core adds them as it adds f16 products
+// (ptxas turns the fp8 mma into F2FP unpacks and HMMA.16816.F32): the f16 tolerances above hold.
+// A goes through shared memory (ldmatrix x4 reads 16-byte rows of 8-bit A as its fragments), B
+// straight from global memory.
+CodegenCase dot8_case(DataType a_type, DataType b_type) {
+  const std::string name = a_type == b_type
+                               ? fmt::format("dot_{}", a_type.name())
+                               : fmt::format("dot_{}_{}", a_type.name(), b_type.name());
+  const DataType c_type = a_type.is_float() ? f32 : i32;
+  KernelBuilder b(name);
+  Pointer a = b.pointer("a", a_type);
+  Pointer w = b.pointer("w", b_type);
+  Pointer c_out = b.pointer("c", c_type);
+  b.launch({1}, 4);
+  Tensor A = b.view(a, {32, 64});
+  Tensor W = b.view(w, {64, 32});
+  Tensor staged = b.alloc_shared({32, 64}, a_type, "a_tile");
+  b.store_shared(staged, {0, 0}, b.load(A, {0, 0}, {32, 64}));
+  b.barrier();
+  Tensor acc = b.full({32, 32}, c_type, a_type.is_float() ? 0.5 : 7, "acc");
+  b.dot(acc, b.load_shared(staged, {0, 0}, {32, 64}, "a_fragments"), b.load(W, {0, 0}, {64, 32}));
+  b.store(b.view(c_out, {32, 32}), {0, 0}, acc);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  auto operand = [](DataType type, int64_t elements) {
+    if (type.is_float()) return input(type, elements);
+    return type.is_signed() ? input(type, elements, -128, 128) : input(type, elements, 0, 256);
+  };
+  c.arguments = {operand(a_type, 32 * 64), operand(b_type, 64 * 32), output(c_type, 32 * 32)};
+  if (a_type.is_float()) {
+    c.rtol = kMmaF32Rtol;
+    c.atol = kMmaF32Atol;
+  }
+  return c;
+}
+
+// An f32 tile in the m16n8k16 C fragments (2 x 2 warps, two atoms each) cast to f16 and stored to
+// shared memory as it is (stmatrix x4 on sm_90) and transposed (a permute renames the fragments:
+// stmatrix x4.trans), then read back row by row.
+CodegenCase store_fragments_case() {
+  KernelBuilder b("store_shared_fragments");
+  Pointer x = b.pointer("x", f32);
+  Pointer y = b.pointer("y", f16);
+  Pointer z = b.pointer("z", f16);
+  b.launch({1}, 4);
+  const Layout fragments = layout::choose_mma_tiling(32, 32, 16, 4, f16)->c_layout();
+  Tensor acc = b.load(b.view(x, {32, 32}), {0, 0}, {32, 32}, "acc");
+  b.set_layout(acc, fragments);
+  Tensor half = b.cast(acc, f16, "half");
+  b.set_layout(half, fragments);
+  Tensor tile = b.alloc_shared({32, 32}, f16, "tile");
+  Tensor transposed_tile = b.alloc_shared({32, 32}, f16, "transposed_tile");
+  b.store_shared(tile, {0, 0}, half);
+  b.store_shared(transposed_tile, {0, 0}, b.permute(half, {1, 0}, "transposed"));
+  b.barrier();
+  b.store(b.view(y, {32, 32}), {0, 0}, b.load_shared(tile, {0, 0}, {32, 32}));
+  b.store(b.view(z, {32, 32}), {0, 0}, b.load_shared(transposed_tile, {0, 0}, {32, 32}));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f32, 32 * 32), output(f16, 32 * 32), output(f16, 32 * 32)};
+  return c;
+}
+
+// The m16n8k16 C fragments of a [32, 8] f32 tile over 2 warps (lane (g, t) holds rows g and g + 8,
+// columns 2t and 2t + 1) converted to one row per lane pair (lane l of warp w: row 16w + l / 2,
+// columns 4(l % 2)..4(l % 2) + 3): every element stays in its warp, so warp shuffles move them.
+CodegenCase convert_fragments_case() {
+  KernelBuilder b("convert_fragments_to_rows");
+  Pointer x = b.pointer("x", f32);
+  Pointer y = b.pointer("y", f32);
+  b.launch({1}, 2);
+  const Layout fragments = layout::choose_mma_tiling(32, 8, 16, 2, f16)->c_layout();
+  const Layout rows(
+      {layout::Iter{2, 1, layout::Axis::warp()}, layout::Iter{16, 2, layout::Axis::lane()},
+       layout::Iter{2, 1, layout::Axis::lane()}, layout::Iter{4, 1, layout::Axis::reg()}});
+  Tensor acc = b.load(b.view(x, {32, 8}), {0, 0}, {32, 8}, "acc");
+  b.set_layout(acc, fragments);
+  Tensor doubled = b.elementwise(ElementwiseOp::Add, {acc, acc}, "doubled");
+  b.set_layout(doubled, rows);
+  b.store(b.view(y, {32, 8}), {0, 0}, doubled);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f32, 32 * 8), output(f32, 32 * 8)};
+  return c;
+}
+
 // shuffle xor 1 and down 3 of a [32 x 4] i32 tile: lanes swap their registers.
 CodegenCase shuffle_case(vm::ShuffleMode mode, int64_t lane) {
   KernelBuilder b(fmt::format("shuffle_{}_{}", vm::to_string(mode), lane));
@@ -369,6 +461,12 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(dot_case(f32));
   cases.push_back(dot_case(f16));
   cases.push_back(dot_case(bf16));
+  cases.push_back(dot8_case(i8, i8));
+  cases.push_back(dot8_case(u8, i8));
+  cases.push_back(dot8_case(f8e4m3, f8e4m3));
+  cases.push_back(dot8_case(f8e5m2, f8e4m3));
+  cases.push_back(store_fragments_case());
+  cases.push_back(convert_fragments_case());
   cases.push_back(shuffle_case(vm::ShuffleMode::Xor, 1));
   cases.push_back(shuffle_case(vm::ShuffleMode::Down, 3));
   cases.push_back(shuffle_case(vm::ShuffleMode::Up, 5));

@@ -142,6 +142,67 @@ TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stay
   }
 }
 
+// The notes of a case compiled for `target` (the cases of tests/codegen/cases.cpp by name).
+std::string case_notes(const std::string& name, const codegen::Target& target,
+                       std::string* ptx = nullptr) {
+  for (const testing::CodegenCase& c : testing::codegen_cases()) {
+    if (c.name != name) continue;
+    const codegen::CompiledKernel kernel = codegen::compile(c.program, target);
+    if (ptx != nullptr) *ptx = kernel.ptx;
+    std::string text;
+    for (const std::string& note : kernel.report.notes)
+      text += note + "\n";
+    return text;
+  }
+  FAIL("no codegen case " << name);
+  return {};
+}
+
+TEST_CASE("8-bit dots go through mma.sync m16n8k32: integers everywhere, fp8 from sm_89",
+          "[codegen]") {
+  const codegen::Target sm80 = codegen::Target::parse("sm_80");
+  const codegen::Target sm90 = codegen::Target::parse("sm_90a");
+  std::string ptx;
+  const std::string i8 = case_notes("dot_i8", sm80, &ptx);
+  INFO(i8);
+  CHECK(i8.find("mma.sync m16n8k32 s8 -> i32") != std::string::npos);
+  CHECK(i8.find("ldmatrix per warp (mma operand a)") != std::string::npos);
+  CHECK(ptx.find("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32") != std::string::npos);
+  CHECK(ptx.find(".version 8.3") != std::string::npos);
+  const std::string mixed = case_notes("dot_u8_i8", sm80, &ptx);
+  INFO(mixed);
+  CHECK(mixed.find("mma.sync m16n8k32 u8.s8 -> i32") != std::string::npos);
+  // fp8: SIMT on sm_80, mma.sync on sm_90a with PTX ISA 8.4 (which fp8 mma needs).
+  CHECK(case_notes("dot_f8e4m3", sm80).find("SIMT") != std::string::npos);
+  const std::string fp8 = case_notes("dot_f8e4m3", sm90, &ptx);
+  INFO(fp8);
+  CHECK(fp8.find("mma.sync m16n8k32 e4m3 -> f32") != std::string::npos);
+  CHECK(ptx.find("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32") != std::string::npos);
+  CHECK(ptx.find(".version 8.4") != std::string::npos);
+  CHECK(case_notes("dot_f8e5m2_f8e4m3", sm90).find("mma.sync m16n8k32 e5m2.e4m3 -> f32") !=
+        std::string::npos);
+}
+
+TEST_CASE("stores of ldmatrix-shaped fragments to shared memory use stmatrix on sm_90",
+          "[codegen]") {
+  const std::string sm90 = case_notes("store_shared_fragments", codegen::Target::parse("sm_90a"));
+  INFO(sm90);
+  CHECK(sm90.find("store_shared 'half': 1 stmatrix per warp") != std::string::npos);
+  CHECK(sm90.find("store_shared 'transposed': 1 stmatrix.trans per warp") != std::string::npos);
+  CHECK(case_notes("store_shared_fragments", codegen::Target::parse("sm_80")).find("stmatrix") ==
+        std::string::npos);
+}
+
+TEST_CASE("layout conversions inside warps go through warp shuffles", "[codegen]") {
+  std::string ptx;
+  const std::string notes =
+      case_notes("convert_fragments_to_rows", codegen::Target::parse("sm_80"), &ptx);
+  INFO(notes);
+  CHECK(notes.find("'acc' moves between lanes by 4 warp shuffles") != std::string::npos);
+  CHECK(notes.find("through shared memory") == std::string::npos);
+  CHECK(ptx.find("shfl.sync.idx.b32") != std::string::npos);
+}
+
 TEST_CASE("row reductions within a warp go through warp shuffles", "[codegen]") {
   const vm::Program softmax = examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4});
   const codegen::CompiledKernel kernel = codegen::compile(softmax, codegen::Target::parse("sm_80"));
@@ -200,6 +261,25 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
               *nvdisasm);
   CHECK(gemm_swizzled.find("HMMA.16816.F32") != std::string::npos);
   CHECK(gemm_swizzled.find("LDSM.16.MT88.4") != std::string::npos);
+  // 8-bit dots: IMMA for integers; fp8 mma.sync, which sm_90 runs as f16 HMMA after unpacking.
+  auto case_sass = [&](const std::string& name) {
+    for (const testing::CodegenCase& c : testing::codegen_cases()) {
+      if (c.name == name) return sass_of(codegen::compile(c.program, target), *nvdisasm);
+    }
+    FAIL("no codegen case " << name);
+    return std::string();
+  };
+  const std::string dot_i8 = case_sass("dot_i8");
+  CHECK(dot_i8.find("IMMA.16832.S8.S8") != std::string::npos);
+  CHECK(dot_i8.find("LDSM.16.M88.4") != std::string::npos);
+  CHECK(case_sass("dot_u8_i8").find("IMMA.16832.U8.S8") != std::string::npos);
+  const std::string dot_f8 = case_sass("dot_f8e4m3");
+  CHECK(dot_f8.find("F2FP.F16.E4M3.UNPACK_B") != std::string::npos);
+  CHECK(dot_f8.find("HMMA.16816.F32") != std::string::npos);
+  const std::string fragments = case_sass("store_shared_fragments");
+  CHECK(fragments.find("STSM.16.M88.4") != std::string::npos);
+  CHECK(fragments.find("STSM.16.MT88.4") != std::string::npos);
+  CHECK(case_sass("convert_fragments_to_rows").find("SHFL.IDX") != std::string::npos);
   const std::string softmax = sass_of(
       codegen::compile(examples::softmax({.block_rows = 4, .block_cols = 128, .warps = 4}), target),
       *nvdisasm);
