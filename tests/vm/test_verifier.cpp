@@ -88,6 +88,27 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
   t.add(AllocRegister{c32, 0.0});
   t.add(Dot{c32, a8, b16});
   CHECK_THAT(only_error(t.program), Contains("dot: i8 x f16 -> f32 is not supported"));
+
+  // 8-bit inputs mix signedness (into i32) and fp8 formats (into f32), as mma.sync m16n8k32 does.
+  auto dot_of = [](DataType a_type, DataType b_type, DataType c_type) {
+    Kernel k = sketch("dot8");
+    const TensorId lhs = k.registers("a", a_type, {16, 32});
+    const TensorId rhs = k.registers("b", b_type, {32, 8});
+    const TensorId sum = k.registers("c", c_type, {16, 8});
+    k.add(AllocRegister{lhs, 0.0});
+    k.add(AllocRegister{rhs, 0.0});
+    k.add(AllocRegister{sum, 0.0});
+    k.add(Dot{sum, lhs, rhs});
+    return verify(k.program);
+  };
+  const DataType e4m3 = DataType::parse("f8e4m3");
+  const DataType e5m2 = DataType::parse("f8e5m2");
+  CHECK(dot_of(DataType::uint(8), DataType::sint(8), DataType::sint(32)).empty());
+  CHECK(dot_of(DataType::uint(8), DataType::uint(8), DataType::sint(32)).empty());
+  CHECK(dot_of(e5m2, e4m3, f32).empty());
+  CHECK(dot_of(e4m3, e4m3, f32).empty());
+  CHECK_FALSE(dot_of(e4m3, DataType::sint(8), f32).empty());
+  CHECK_FALSE(dot_of(e4m3, e4m3, f16).empty());
 }
 
 TEST_CASE("verifier: definitions and scopes", "[vm][verifier][errors]") {
