@@ -139,7 +139,12 @@ std::vector<llvm::Value*> KernelEmitter::shuffled(const RegisterTensor& source,
               : builder.CreateSelect(is_pattern(receive_pattern, p), received, values[entry]);
     }
   }
-  note(fmt::format("{}: '{}' moves between lanes by {} warp shuffles", why, name, moves));
+  if (moves == 0) {
+    note(fmt::format("{}: '{}' stays in its threads (slots chosen per thread, no shuffle)", why,
+                     name));
+  } else {
+    note(fmt::format("{}: '{}' moves between lanes by {} warp shuffles", why, name, moves));
+  }
   return values;
 }
 

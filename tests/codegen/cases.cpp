@@ -7,6 +7,7 @@
 #include "examples/softmax.h"
 #include "examples/vector_add.h"
 #include "frontend/cpp/kernel_builder.h"
+#include "layout/algebra.h"
 #include "layout/mma_tiling.h"
 
 namespace nibble::testing {
@@ -242,8 +243,8 @@ CodegenCase dot8_case(DataType a_type, DataType b_type) {
 }
 
 // An f32 tile in the m16n8k16 C fragments (2 x 2 warps, two atoms each) cast to f16 and stored to
-// shared memory as it is (stmatrix x4 on sm_90) and transposed (a permute renames the fragments:
-// stmatrix x4.trans), then read back row by row.
+// shared memory as it is (stmatrix x4 on sm_90) and transposed (a permute into the transposed
+// fragments renames them: stmatrix x4.trans), then read back row by row.
 CodegenCase store_fragments_case() {
   KernelBuilder b("store_shared_fragments");
   Pointer x = b.pointer("x", f32);
@@ -258,7 +259,9 @@ CodegenCase store_fragments_case() {
   Tensor tile = b.alloc_shared({32, 32}, f16, "tile");
   Tensor transposed_tile = b.alloc_shared({32, 32}, f16, "transposed_tile");
   b.store_shared(tile, {0, 0}, half);
-  b.store_shared(transposed_tile, {0, 0}, b.permute(half, {1, 0}, "transposed"));
+  Tensor transposed = b.permute(half, {1, 0}, "transposed");
+  b.set_layout(transposed, layout::permute(fragments, {32, 32}, {1, 0}));
+  b.store_shared(transposed_tile, {0, 0}, transposed);
   b.barrier();
   b.store(b.view(y, {32, 32}), {0, 0}, b.load_shared(tile, {0, 0}, {32, 32}));
   b.store(b.view(z, {32, 32}), {0, 0}, b.load_shared(transposed_tile, {0, 0}, {32, 32}));

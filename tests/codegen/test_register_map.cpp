@@ -142,17 +142,17 @@ TEST_CASE("layout conversions inside warps become rounds of shuffles", "[codegen
   // Elements that live in another warp cannot be shuffled.
   const Layout warp_rows({Iter{2, 1, Axis::warp()}, Iter{32, 1, Axis::lane()}});
   const Layout warp_columns({Iter{32, 1, Axis::lane()}, Iter{2, 1, Axis::warp()}});
-  CHECK_FALSE(codegen::warp_shuffle_plan(codegen::build_register_map(warp_rows, {2, 32}, 64),
-                                         codegen::build_register_map(warp_columns, {32, 2}, 64),
-                                         [] {
-                                           // element (c, w) of the [32, 2] target is (w, c) of the
-                                           // [2, 32] source
-                                           std::vector<int64_t> map(64);
-                                           for (int64_t c = 0; c < 32; ++c)
-                                             for (int64_t w = 0; w < 2; ++w)
-                                               map[static_cast<size_t>(c * 2 + w)] = w * 32 + c;
-                                           return map;
-                                         }()));
+  CHECK_FALSE(
+      codegen::warp_shuffle_plan(codegen::build_register_map(warp_rows, {2, 32}, 64),
+                                 codegen::build_register_map(warp_columns, {32, 2}, 64), [] {
+                                   // element (c, w) of the [32, 2] target is (w, c) of the
+                                   // [2, 32] source
+                                   std::vector<int64_t> map(64);
+                                   for (int64_t c = 0; c < 32; ++c)
+                                     for (int64_t w = 0; w < 2; ++w)
+                                       map[static_cast<size_t>(c * 2 + w)] = (1 - w) * 32 + c;
+                                   return map;
+                                 }()));
 }
 
 }  // namespace
