@@ -5,15 +5,19 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "codegen/compile.h"
 #include "codegen/ptxas.h"
+#include "dtypes/codec.h"
+#include "dtypes/packing.h"
 #include "examples/gemm.h"
 #include "examples/gemv_u4.h"
 #include "examples/quant_gemm.h"
@@ -22,6 +26,7 @@
 #include "frontend/cpp/kernel_builder.h"
 #include "tests/codegen/cases.h"
 #include "tests/source_dir.h"
+#include "vm/interpreter.h"
 
 namespace nibble {
 namespace {
@@ -201,6 +206,106 @@ TEST_CASE("layout conversions inside warps go through warp shuffles", "[codegen]
   CHECK(notes.find("'acc' moves between lanes by 4 warp shuffles") != std::string::npos);
   CHECK(notes.find("through shared memory") == std::string::npos);
   CHECK(ptx.find("shfl.sync.idx.b32") != std::string::npos);
+}
+
+// The new warp-level cases on the interpreter, with the layouts compile gives them (the GPU test's
+// oracle), against plain references: the 8-bit dots, the stored fragments and the conversion.
+struct InterpretedCase {
+  std::vector<std::vector<double>> values;  // per argument: decoded elements (buffers only)
+};
+
+InterpretedCase interpret_case(const testing::CodegenCase& c) {
+  const codegen::CompiledKernel kernel =
+      codegen::compile(c.program, codegen::Target::parse("sm_90a"), {.assemble = false});
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<vm::Argument> arguments;
+  buffers.reserve(c.arguments.size());
+  for (const testing::CaseArgument& argument : c.arguments) {
+    const auto* spec = std::get_if<testing::BufferArgument>(&argument);
+    REQUIRE(spec != nullptr);
+    std::uniform_real_distribution<double> real(spec->lo, spec->hi);
+    std::vector<uint64_t> codes(static_cast<size_t>(spec->elements), 0);
+    for (uint64_t& code : codes) {
+      if (spec->output) continue;
+      code = spec->dtype.is_float()
+                 ? dtypes::encode(spec->dtype, real(rng))
+                 : static_cast<uint64_t>(static_cast<int64_t>(std::floor(real(rng)))) &
+                       spec->dtype.bit_mask();
+    }
+    buffers.push_back(dtypes::pack(spec->dtype, codes));
+  }
+  for (std::vector<uint8_t>& buffer : buffers)
+    arguments.push_back(vm::HostBuffer{buffer.data(), buffer.size()});
+  vm::interpret(kernel.program, arguments);
+  InterpretedCase result;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    const auto& spec = std::get<testing::BufferArgument>(c.arguments[i]);
+    std::vector<double> decoded;
+    for (uint64_t code :
+         dtypes::unpack(spec.dtype, buffers[i], static_cast<size_t>(spec.elements))) {
+      if (spec.dtype.is_float()) {
+        decoded.push_back(dtypes::decode(spec.dtype, code));
+      } else {
+        const int bits = spec.dtype.bits();
+        const bool negative = spec.dtype.is_signed() && ((code >> (bits - 1)) & 1) != 0;
+        decoded.push_back(static_cast<double>(static_cast<int64_t>(code)) -
+                          (negative ? std::ldexp(1.0, bits) : 0.0));
+      }
+    }
+    result.values.push_back(std::move(decoded));
+  }
+  return result;
+}
+
+const testing::CodegenCase& find_case(const std::vector<testing::CodegenCase>& cases,
+                                      const std::string& name) {
+  for (const testing::CodegenCase& c : cases) {
+    if (c.name == name) return c;
+  }
+  FAIL("no codegen case " << name);
+  return cases.front();
+}
+
+TEST_CASE("the warp-level cases run on the interpreter and match plain references", "[codegen]") {
+  const std::vector<testing::CodegenCase> cases = testing::codegen_cases();
+  // C[32, 32] = initial + A[32, 64] · B[64, 32].
+  for (const char* name : {"dot_i8", "dot_u8_i8", "dot_f8e4m3", "dot_f8e5m2_f8e4m3"}) {
+    INFO(name);
+    const InterpretedCase run = interpret_case(find_case(cases, name));
+    const bool fp8 = std::string(name).find("f8") != std::string::npos;
+    const double initial = fp8 ? 0.5 : 7;
+    for (int64_t m = 0; m < 32; ++m) {
+      for (int64_t n = 0; n < 32; ++n) {
+        double sum = initial;
+        for (int64_t k = 0; k < 64; ++k)
+          sum += run.values[0][static_cast<size_t>(m * 64 + k)] *
+                 run.values[1][static_cast<size_t>(k * 32 + n)];
+        // Integers exactly; fp8 within the f32 roundings of the interpreter's k-ordered sum.
+        const double tolerance = fp8 ? 1e-4 + 1e-5 * std::abs(sum) : 0;
+        CHECK(std::abs(run.values[2][static_cast<size_t>(m * 32 + n)] - sum) <= tolerance);
+      }
+    }
+  }
+  {
+    // y = f16(x), z = f16(x) transposed.
+    const InterpretedCase run = interpret_case(find_case(cases, "store_shared_fragments"));
+    for (int64_t r = 0; r < 32; ++r) {
+      for (int64_t c = 0; c < 32; ++c) {
+        const double x = run.values[0][static_cast<size_t>(r * 32 + c)];
+        const double half =
+            dtypes::decode(dtypes::DataType::f16(), dtypes::encode(dtypes::DataType::f16(), x));
+        CHECK(run.values[1][static_cast<size_t>(r * 32 + c)] == half);
+        CHECK(run.values[2][static_cast<size_t>(c * 32 + r)] == half);
+      }
+    }
+  }
+  {
+    // y = x + x.
+    const InterpretedCase run = interpret_case(find_case(cases, "convert_fragments_to_rows"));
+    for (size_t i = 0; i < 32 * 8; ++i)
+      CHECK(run.values[1][i] == 2 * run.values[0][i]);
+  }
 }
 
 TEST_CASE("row reductions within a warp go through warp shuffles", "[codegen]") {
