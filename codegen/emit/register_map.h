@@ -107,7 +107,8 @@ struct ThreadBitTable {
 // to.entries; to.entries.size(): the thread keeps nothing this round), where
 //   source_lane(t) = lane_constant ^ XOR of lane_columns[i] over the set bits i of t
 // (a conversion whose layouts differ by a linear map of thread bits, the usual case for
-// power-of-two layouts, has this form) and send_slot, receive_entry are ThreadBitTables.
+// power-of-two layouts, has this form) and send_slot, receive_entry are ThreadBitTables of at
+// most four bits (a longer chain of selects would cost more than the shared-memory route).
 struct LaneShuffle {
   int64_t lane_constant = 0;
   std::vector<int64_t> lane_columns;  // per bit of the thread index
