@@ -795,6 +795,42 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
     tile_divisors.push_back(divisor_of(offset));
   }
   const size_t rank = tile_offsets.size();
+  // Dimensions the program promises the box stays inside (checked by the interpreter): no
+  // bounds test, no zero fill, no element-wise fallback along them.
+  std::vector<bool> assumed_inside(rank, false);
+  for (int dim : instruction.in_bounds)
+    assumed_inside[static_cast<size_t>(dim)] = true;
+  // Whether the run's first element lies inside the view along every dimension but the last.
+  auto inside_leading_dims = [&](const Run& run) {
+    llvm::Value* inside = builder.getTrue();
+    for (size_t d = 0; d + 1 < rank; ++d) {
+      if (assumed_inside[d]) continue;
+      llvm::Value* index = access.index_i64(*run.front(), d);
+      inside =
+          builder.CreateAnd(inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                                      builder.CreateICmpSLT(index, view.shape[d])));
+    }
+    return inside;
+  };
+  // cp.async of `bytes` (4, 8, 16) from `global` to shared byte `shared_byte`, reading
+  // `source_bytes` and zero-filling the rest; the plain form when nothing is zero-filled.
+  auto cp_async = [&](int64_t bytes, llvm::Value* shared_byte, llvm::Value* global,
+                      llvm::Value* source_bytes) {
+    auto* constant = llvm::dyn_cast<llvm::ConstantInt>(source_bytes);
+    if (constant != nullptr && constant->getSExtValue() == bytes) {
+      const llvm::Intrinsic::ID id =
+          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16
+          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8
+                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4;
+      builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global});
+      return;
+    }
+    const llvm::Intrinsic::ID id =
+        bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
+        : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
+                     : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
+    builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global, source_bytes});
+  };
   const bool unit_stride = view.stride_exprs.back().as_int() == 1;
   const int64_t unit_bits =
       destination.swizzle.is_identity() ? 128 : destination.swizzle.unit_bytes() * 8;
@@ -860,44 +896,38 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         }
         // The whole run is inside the view or outside it (zero-filled); a run cut by the end
         // of the last dimension cannot be zero-filled element by element, and traps.
-        llvm::Value* first = access.index_i64(*run.front(), rank - 1);
-        llvm::Value* others_inside = builder.getTrue();
-        for (size_t d = 0; d + 1 < rank; ++d) {
-          llvm::Value* index = access.index_i64(*run.front(), d);
-          others_inside = builder.CreateAnd(
-              others_inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                               builder.CreateICmpSLT(index, view.shape[d])));
+        llvm::Value* others_inside = inside_leading_dims(run);
+        llvm::Value* inside = others_inside;
+        if (!assumed_inside[rank - 1]) {
+          llvm::Value* first = access.index_i64(*run.front(), rank - 1);
+          llvm::Value* last_inside = builder.CreateAnd(
+              builder.CreateICmpSGE(first, const_i64(0)),
+              builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), view.shape[rank - 1]));
+          llvm::Value* last_outside = builder.CreateOr(
+              builder.CreateICmpSGE(first, view.shape[rank - 1]),
+              builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), const_i64(0)));
+          inside = builder.CreateAnd(others_inside, last_inside);
+          llvm::Value* cut = builder.CreateAnd(
+              others_inside, builder.CreateNot(builder.CreateOr(last_inside, last_outside)));
+          guarded(cut, [&] { builder.CreateIntrinsic(llvm::Intrinsic::trap, {}, {}); });
         }
-        llvm::Value* last_inside = builder.CreateAnd(
-            builder.CreateICmpSGE(first, const_i64(0)),
-            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), view.shape[rank - 1]));
-        llvm::Value* last_outside = builder.CreateOr(
-            builder.CreateICmpSGE(first, view.shape[rank - 1]),
-            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), const_i64(0)));
-        llvm::Value* inside = builder.CreateAnd(others_inside, last_inside);
-        llvm::Value* cut = builder.CreateAnd(
-            others_inside, builder.CreateNot(builder.CreateOr(last_inside, last_outside)));
-        guarded(cut, [&] { builder.CreateIntrinsic(llvm::Intrinsic::trap, {}, {}); });
         llvm::Value* source_bytes = builder.CreateSelect(
             inside, const_i32(static_cast<int32_t>(piece_bytes)), const_i32(0));
         llvm::Value* global = access.pointer(access.element_offset(*run.front()));
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
-        const llvm::Intrinsic::ID piece_id =
-            piece_bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
-            : piece_bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
-                               : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
         for (int64_t at = 0; at < bytes; at += piece_bytes) {
-          builder.CreateIntrinsic(
-              piece_id, {},
-              {shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at)))),
-               builder.CreateInBoundsGEP(i8(), global, {const_i64(at)}), source_bytes});
+          cp_async(piece_bytes, builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at))),
+                   builder.CreateInBoundsGEP(i8(), global, {const_i64(at)}), source_bytes);
         }
         continue;
       }
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* first_last = access.index_i64(*run.front(), rank - 1);
-      llvm::Value* fast = builder.CreateICmpSGE(first_last, const_i64(0));
+      // A run starting before the view (negative index) or misaligned copies element-wise.
+      llvm::Value* fast = assumed_inside[rank - 1]
+                              ? builder.getTrue()
+                              : builder.CreateICmpSGE(first_last, const_i64(0));
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
@@ -906,35 +936,33 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
+      if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
+      auto asynchronous = [&] {
+        // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
+        llvm::Value* inside_bytes = const_i32(static_cast<int32_t>(bytes));
+        if (!assumed_inside[rank - 1]) {
+          llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
+          left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
+          left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));
+          inside_bytes = builder.CreateTrunc(
+              builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32());
+        }
+        llvm::Value* source_bytes =
+            builder.CreateSelect(inside_leading_dims(run), inside_bytes, const_i32(0));
+        auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+        (void)within;
+        cp_async(bytes, byte, access.pointer(start), source_bytes);
+      };
+      if (auto* always = llvm::dyn_cast<llvm::ConstantInt>(fast); always && always->isOne()) {
+        asynchronous();
+        continue;
+      }
       llvm::BasicBlock* async_block = new_block("cp_async");
       llvm::BasicBlock* sync_block = new_block("copy_elements");
       llvm::BasicBlock* join = new_block("copy_join");
       builder.CreateCondBr(fast, async_block, sync_block);
       builder.SetInsertPoint(async_block);
-      // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
-      llvm::Value* other_dims = builder.getTrue();
-      for (size_t d = 0; d + 1 < rank; ++d) {
-        llvm::Value* index = access.index_i64(*run.front(), d);
-        other_dims = builder.CreateAnd(
-            other_dims, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                          builder.CreateICmpSLT(index, view.shape[d])));
-      }
-      llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
-      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
-      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));
-      llvm::Value* source_bytes = builder.CreateSelect(
-          other_dims,
-          builder.CreateTrunc(
-              builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32()),
-          const_i32(0));
-      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
-      (void)within;
-      if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
-      const llvm::Intrinsic::ID id =
-          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
-          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
-                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
-      builder.CreateIntrinsic(id, {}, {shared_pointer(byte), access.pointer(start), source_bytes});
+      asynchronous();
       builder.CreateBr(join);
       builder.SetInsertPoint(sync_block);
       synchronous(run);

@@ -324,7 +324,7 @@ TEST_CASE("the quant dispatcher explains what no variant takes", "[aot][quant]")
     call = Call{};
     call.s_ptr = kS + 1;
     CHECK(plan_decode(call, plan) == NBL_ERROR_MISALIGNED_POINTER);
-    CHECK_THAT(last_error(), Catch::Contains("s = 0x7f0020000001 is not 2-byte aligned"));
+    CHECK_THAT(last_error(), Catch::Contains("s = 0x7f0020000001 is not 16-byte aligned"));
     CHECK_THAT(quant_kernels_explain(NBL_ERROR_MISALIGNED_POINTER), Catch::Contains("aligned"));
   }
 }
