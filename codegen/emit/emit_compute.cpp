@@ -998,24 +998,34 @@ void call_vprintf(KernelEmitter& e, const std::string& format,
   llvm::FunctionCallee vprintf = e.module->getOrInsertFunction(
       "vprintf", llvm::FunctionType::get(b.getInt32Ty(), {b.getPtrTy(), b.getPtrTy()}, false));
   llvm::Constant* text = llvm::ConstantDataArray::getString(e.context, format);
-  constexpr unsigned kGlobalAddressSpace = 1;
-  auto* global = new llvm::GlobalVariable(
-      *e.module, text->getType(), true, llvm::GlobalValue::PrivateLinkage, text, "print_format",
-      nullptr, llvm::GlobalValue::NotThreadLocal, kGlobalAddressSpace);
+  // One global per distinct format (constants are uniqued, so the initializers compare by address).
+  llvm::GlobalVariable* global = nullptr;
+  for (llvm::GlobalVariable& existing : e.module->globals()) {
+    if (existing.hasInitializer() && existing.getInitializer() == text) global = &existing;
+  }
+  if (global == nullptr) {
+    constexpr unsigned kGlobalAddressSpace = 1;
+    global = new llvm::GlobalVariable(
+        *e.module, text->getType(), true, llvm::GlobalValue::PrivateLinkage, text, "print_format",
+        nullptr, llvm::GlobalValue::NotThreadLocal, kGlobalAddressSpace);
+  }
   llvm::Value* format_pointer = b.CreateAddrSpaceCast(global, b.getPtrTy());
-  llvm::Value* buffer = llvm::ConstantPointerNull::get(b.getPtrTy());
   if (!arguments.empty()) {
     std::vector<llvm::Type*> fields;
     for (llvm::Value* argument : arguments)
       fields.push_back(argument->getType());
     llvm::StructType* layout = llvm::StructType::get(e.context, fields);
     llvm::AllocaInst* storage = e.prologue.CreateAlloca(layout);
+    // Lifetime markers let the buffers of different prints share one stack slot.
+    b.CreateLifetimeStart(storage);
     for (size_t i = 0; i < arguments.size(); ++i) {
       b.CreateStore(arguments[i], b.CreateStructGEP(layout, storage, static_cast<unsigned>(i)));
     }
-    buffer = storage;
+    b.CreateCall(vprintf, {format_pointer, storage});
+    b.CreateLifetimeEnd(storage);
+    return;
   }
-  b.CreateCall(vprintf, {format_pointer, buffer});
+  b.CreateCall(vprintf, {format_pointer, llvm::ConstantPointerNull::get(b.getPtrTy())});
 }
 
 // The "block (x, y, z) label" start of a line and its three arguments.

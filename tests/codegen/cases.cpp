@@ -126,22 +126,25 @@ CodegenCase tail_store_case(DataType to, int64_t n, double lo, double hi) {
   return c;
 }
 
-// A packed tile of 6-bit elements in shared memory, read back from an odd column: element by
-// element, some elements crossing a byte boundary.
+// A packed tile of 6-bit elements in shared memory (filled by cp.async, whole words), read back
+// from an odd column: element by element, some elements crossing a byte boundary.
 CodegenCase shared_odd_width_case(DataType type) {
   KernelBuilder b(fmt::format("shared_elements_{}", type.name()));
-  Pointer x = b.pointer("x", f32);
+  Pointer x = b.pointer("x", type);
   Pointer y = b.pointer("y", f32);
   b.launch({1}, 4);
   Tensor tile = b.alloc_shared({16, 64}, type, "tile");
-  b.store_shared(tile, {0, 0}, b.cast(b.load(b.view(x, {16, 64}), {0, 0}, {16, 64}), type));
+  // One 48-byte row per thread: cp.async moves whole 16-byte pieces, no two threads share a byte.
+  b.copy_async(tile, {0, 0}, b.view(x, {16, 64}), {0, 0}, {16, 64}, "S[(16,64):(1@lane,1@reg)]");
+  b.commit();
+  b.wait(0);
   b.barrier();
   Tensor part = b.load_shared(tile, {0, 3}, {16, 32}, "part");
   b.store(b.view(y, {16, 32}), {0, 0}, b.cast(part, f32));
   CodegenCase c;
   c.program = b.finish();
   c.name = c.program.name;
-  c.arguments = {input(f32, 16 * 64, -30, 30), output(f32, 16 * 32)};
+  c.arguments = {input(type, 16 * 64, -30, 30), output(f32, 16 * 32)};
   return c;
 }
 

@@ -93,7 +93,10 @@ TEST_CASE("every codegen case compiles, verifies, assembles, and does not spill"
       INFO(kernel.report.ptxas_log);
       CHECK(kernel.report.spill_store_bytes == 0);
       CHECK(kernel.report.spill_load_bytes == 0);
-      CHECK(kernel.report.stack_frame_bytes == 0);
+      // vprintf takes its arguments in a local buffer: only a kernel that prints has a stack.
+      if (kernel.ptx.find("vprintf") == std::string::npos) {
+        CHECK(kernel.report.stack_frame_bytes == 0);
+      }
     }
   }
 }
