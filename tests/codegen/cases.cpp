@@ -446,6 +446,9 @@ std::vector<CodegenCase> codegen_cases() {
   }
   cases.push_back(elementwise_case(ElementwiseOp::Add, bf16, 600));
   cases.push_back(elementwise_case(ElementwiseOp::Add, i8, 600, -128, 128));
+  // Arithmetic on small floats: exact in f32, then one rounding into the type (as the interpreter).
+  cases.push_back(elementwise_case(ElementwiseOp::Add, f8e4m3, 600));
+  cases.push_back(elementwise_case(ElementwiseOp::Mul, f8e5m2, 600));
   // Casts.
   cases.push_back(cast_case(f32, f16, 4, 64 * 20, -70000, 70000));
   cases.push_back(cast_case(f16, f32, 4, 64 * 20, -100, 100));

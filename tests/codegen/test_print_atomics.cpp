@@ -42,7 +42,8 @@ TEST_CASE("the cases of casts into small floats, print, bf16 atomics and odd wid
   for (const testing::CodegenCase& c : testing::codegen_cases()) {
     const bool new_case = c.name.starts_with("cast_") || c.name.starts_with("store_tail_") ||
                           c.name.starts_with("shared_elements_") || c.name == "print_tile" ||
-                          c.name == "atomic_add_bf16";
+                          c.name == "atomic_add_bf16" || c.name.starts_with("ew_add_f8") ||
+                          c.name.starts_with("ew_mul_f8");
     if (!new_case) continue;
     INFO(c.name);
     std::vector<std::vector<uint8_t>> buffers;
