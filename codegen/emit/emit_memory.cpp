@@ -499,9 +499,10 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   const RegisterTensor& value = reg(instruction.value);
   const GlobalViewValues& view = views.at(instruction.destination.index);
   const DataType type = value.dtype;
-  // bf16: atom.add.noftz.bf16 on sm_90; LLVM expands it into a compare-and-swap loop before
-  // (the sum rounds once from f32, which holds the sum of two bf16 values exactly enough: the
-  // interpreter's one rounding of the exact sum).
+  // bf16: atom.add.noftz.bf16 on sm_90; below, LLVM expands the atomicrmw into a loop of 32-bit
+  // compare-and-swaps on the word that holds the element. Its sum rounds once from f32, which
+  // holds the sum of two bf16 values exactly enough (24 >= 2 * 8 + 2): the interpreter's one
+  // rounding of the exact sum.
   const bool supported = type == DataType::f32() || type == DataType::f64() ||
                          type == DataType::f16() || type == DataType::bf16() ||
                          (type.is_integer() && (type.bits() == 32 || type.bits() == 64));
