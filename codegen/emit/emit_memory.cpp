@@ -411,14 +411,11 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
   int vector_runs = 0;
   int widest = 0;
   // Sub-byte elements share bytes with their neighbours (of other threads and blocks): each is
-  // written into its aligned 32-bit word with two atomics that touch only its own bits.
+  // written into its aligned 32-bit word with two atomics that touch only its own bits; a 3-, 5-,
+  // 6- or 7-bit element that crosses into the next word writes its high bits there the same way.
   auto element_wise = [&](const Run& run) {
     for (const SlotEntry* entry : run) {
       if (!entry->primary) continue;
-      if (value.packed && bits != 1 && bits != 2 && bits != 4) {
-        unsupported(fmt::format("element-wise (masked or unaligned) stores of {} to global memory",
-                                value.dtype.name()));
-      }
       llvm::Value* element = read_slot(value, entry->slot);
       guarded(access.inside(*entry), [&] {
         llvm::Value* offset = access.element_offset(*entry);
@@ -430,14 +427,26 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
         llvm::Value* bit = builder.CreateMul(offset, const_i64(bits));
         llvm::Value* word_byte = builder.CreateShl(builder.CreateLShr(bit, 5), 2);
         llvm::Value* base = param_values[static_cast<size_t>(view.param)];
-        llvm::Value* word = builder.CreateInBoundsGEP(i8(), base, {word_byte});
-        llvm::Value* shift = builder.CreateTrunc(builder.CreateAnd(bit, 31), i32());
-        llvm::Value* mask = builder.CreateShl(const_i32((1 << bits) - 1), shift);
-        llvm::Value* code = builder.CreateShl(builder.CreateZExt(element, i32()), shift);
-        builder.CreateAtomicRMW(llvm::AtomicRMWInst::And, word, builder.CreateNot(mask),
-                                llvm::MaybeAlign(4), llvm::AtomicOrdering::Monotonic);
-        builder.CreateAtomicRMW(llvm::AtomicRMWInst::Or, word, code, llvm::MaybeAlign(4),
-                                llvm::AtomicOrdering::Monotonic);
+        // The element's bits and mask across two words (a 64-bit window from its first word).
+        llvm::Value* shift = builder.CreateAnd(bit, 31);
+        llvm::Value* mask = builder.CreateShl(const_i64((int64_t{1} << bits) - 1), shift);
+        llvm::Value* code = builder.CreateShl(builder.CreateZExt(element, i64()), shift);
+        auto write_part = [&](int part) {
+          llvm::Value* word = builder.CreateInBoundsGEP(
+              i8(), base, {builder.CreateAdd(word_byte, const_i64(4 * part))});
+          const auto down = static_cast<uint64_t>(32 * part);
+          llvm::Value* part_mask = builder.CreateTrunc(builder.CreateLShr(mask, down), i32());
+          llvm::Value* part_code = builder.CreateTrunc(builder.CreateLShr(code, down), i32());
+          builder.CreateAtomicRMW(llvm::AtomicRMWInst::And, word, builder.CreateNot(part_mask),
+                                  llvm::MaybeAlign(4), llvm::AtomicOrdering::Monotonic);
+          builder.CreateAtomicRMW(llvm::AtomicRMWInst::Or, word, part_code, llvm::MaybeAlign(4),
+                                  llvm::AtomicOrdering::Monotonic);
+        };
+        write_part(0);
+        if (32 % bits != 0) {
+          guarded(builder.CreateICmpUGT(builder.CreateAdd(shift, const_i64(bits)), const_i64(32)),
+                  [&] { write_part(1); });
+        }
       });
     }
   };
@@ -490,8 +499,12 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   const RegisterTensor& value = reg(instruction.value);
   const GlobalViewValues& view = views.at(instruction.destination.index);
   const DataType type = value.dtype;
+  // bf16: atom.add.noftz.bf16 on sm_90; below, LLVM expands the atomicrmw into a loop of 32-bit
+  // compare-and-swaps on the word that holds the element. Its sum rounds once from f32, which
+  // holds the sum of two bf16 values exactly enough (24 >= 2 * 8 + 2): the interpreter's one
+  // rounding of the exact sum.
   const bool supported = type == DataType::f32() || type == DataType::f64() ||
-                         type == DataType::f16() ||
+                         type == DataType::f16() || type == DataType::bf16() ||
                          (type.is_integer() && (type.bits() == 32 || type.bits() == 64));
   if (!supported) unsupported(fmt::format("atomic_add of {}", type.name()));
   GlobalAccess access{*this, view, {}, {}, *value.map, *value.thread, type.bits()};
@@ -516,6 +529,31 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
 // ---- shared memory ------------------------------------------------------------------------------
 
 namespace {
+
+// The code of one element of a packed (sub-byte) tile at `byte`, bit `within`: one byte, or two
+// where a 3-, 5-, 6- or 7-bit element crosses into the next (read only then: the next byte may
+// lie past the end of shared memory). Unswizzled tiles only: a swizzle may move the next byte.
+llvm::Value* load_packed_shared_element(KernelEmitter& e, llvm::Value* byte, llvm::Value* within,
+                                        int bits) {
+  llvm::IRBuilder<>& b = e.builder;
+  llvm::Value* low = b.CreateLoad(e.i8(), e.shared_pointer(byte));
+  if (8 % bits == 0) return b.CreateLShr(low, b.CreateTrunc(within, e.i8()));
+  llvm::Value* crosses = b.CreateICmpUGT(b.CreateAdd(within, e.const_i32(bits)), e.const_i32(8));
+  llvm::BasicBlock* before = b.GetInsertBlock();
+  llvm::BasicBlock* next_byte = e.new_block("load_next_byte");
+  llvm::BasicBlock* join = e.new_block("load_element_join");
+  b.CreateCondBr(crosses, next_byte, join);
+  b.SetInsertPoint(next_byte);
+  llvm::Value* next = b.CreateLoad(e.i8(), e.shared_pointer(b.CreateAdd(byte, e.const_i32(1))));
+  llvm::Value* high = b.CreateShl(b.CreateZExt(next, e.i32()), 8);
+  b.CreateBr(join);
+  b.SetInsertPoint(join);
+  llvm::PHINode* high_bits = b.CreatePHI(e.i32(), 2);
+  high_bits->addIncoming(e.const_i32(0), before);
+  high_bits->addIncoming(high, next_byte);
+  llvm::Value* both = b.CreateOr(b.CreateZExt(low, e.i32()), high_bits);
+  return b.CreateTrunc(b.CreateLShr(both, within), e.i8());
+}
 
 // Whether k elements starting at a run's first element are contiguous and k-aligned in the tile.
 bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_divisor) {
@@ -698,11 +736,11 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
     for (const SlotEntry* entry : run) {
       auto [byte, within] = tile_address(source, index_of(*entry));
       if (result.packed) {
-        if (bits != 1 && bits != 2 && bits != 4)
-          unsupported(fmt::format("element-wise shared loads of {}", result.dtype.name()));
-        llvm::Value* data = builder.CreateLoad(i8(), shared_pointer(byte));
-        write_slot(result, entry->slot,
-                   builder.CreateLShr(data, builder.CreateTrunc(within, i8())));
+        if (8 % bits != 0 && !source.swizzle.is_identity()) {
+          unsupported(fmt::format("element-wise shared loads of {} from a swizzled tile",
+                                  result.dtype.name()));
+        }
+        write_slot(result, entry->slot, load_packed_shared_element(*this, byte, within, bits));
       } else {
         auto* load = builder.CreateLoad(value_type(result.dtype), shared_pointer(byte));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
