@@ -180,6 +180,34 @@ struct GlobalAccess {
     }
     return result;
   }
+  // The positions [lo, hi) of a run (consecutive along the last dimension) that lie inside the
+  // view; hi <= lo when none does. The element-wise fallbacks of vector runs test each position
+  // against this range: one test of the other dimensions per run instead of all of them per
+  // element (the ragged edges of a tile are most of a kernel's IR otherwise).
+  std::pair<llvm::Value*, llvm::Value*> run_range(const Run& run) {
+    llvm::IRBuilder<>& b = e.builder;
+    const size_t last = offsets.size() - 1;
+    llvm::Value* others_inside = b.getTrue();
+    for (size_t d = 0; d < last; ++d) {
+      llvm::Value* index = index_i64(*run.front(), d);
+      others_inside =
+          b.CreateAnd(others_inside, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                                                 b.CreateICmpSLT(index, view.shape[d])));
+    }
+    llvm::Value* first = index_i64(*run.front(), last);
+    llvm::Value* lo =
+        b.CreateBinaryIntrinsic(llvm::Intrinsic::smax, b.CreateNeg(first), e.const_i64(0));
+    llvm::Value* hi =
+        b.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b.CreateSub(view.shape[last], first),
+                                e.const_i64(static_cast<int64_t>(run.size())));
+    return {lo, b.CreateSelect(others_inside, hi, e.const_i64(0))};
+  }
+  static llvm::Value* position_inside(llvm::IRBuilder<>& b,
+                                      std::pair<llvm::Value*, llvm::Value*> range,
+                                      size_t position) {
+    llvm::Value* at = b.getInt64(position);
+    return b.CreateAnd(b.CreateICmpSLE(range.first, at), b.CreateICmpSGT(range.second, at));
+  }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
   bool provably_aligned(const Run& run, int64_t access_bits, int64_t pointer_alignment_bytes) {
@@ -387,7 +415,22 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
     builder.CreateBr(join);
     builder.SetInsertPoint(scalar_block);
-    element_wise(run);
+    if (result.packed) {
+      element_wise(run);
+    } else {
+      // Unit stride: element i of the run is at start + i.
+      const auto range = access.run_range(run);
+      for (size_t i = 0; i < run.size(); ++i) {
+        write_slot(result, run[i]->slot, other);
+        guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+          auto* load = builder.CreateLoad(
+              value_type(result.dtype),
+              access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          write_slot(result, run[i]->slot, load);
+        });
+      }
+    }
     builder.CreateBr(join);
     builder.SetInsertPoint(join);
   }
@@ -475,7 +518,21 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
           llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       builder.CreateBr(join);
       builder.SetInsertPoint(scalar_block);
-      element_wise(run);
+      if (value.packed) {
+        element_wise(run);
+      } else {
+        // Unit stride: element i of the run is at start + i.
+        const auto range = access.run_range(run);
+        for (size_t i = 0; i < run.size(); ++i) {
+          llvm::Value* element = read_slot(value, run[i]->slot);
+          guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+            auto* element_store = builder.CreateStore(
+                element,
+                access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+            element_store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          });
+        }
+      }
       builder.CreateBr(join);
       builder.SetInsertPoint(join);
     }
@@ -906,6 +963,9 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
+      // The run is contiguous in the tile (tile_run_contiguous): element i is at byte + i * size.
+      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+      (void)within;
       llvm::BasicBlock* async_block = new_block("cp_async");
       llvm::BasicBlock* sync_block = new_block("copy_elements");
       llvm::BasicBlock* join = new_block("copy_join");
@@ -927,8 +987,6 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
           builder.CreateTrunc(
               builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32()),
           const_i32(0));
-      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
-      (void)within;
       if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
       const llvm::Intrinsic::ID id =
           bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
@@ -937,7 +995,23 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       builder.CreateIntrinsic(id, {}, {shared_pointer(byte), access.pointer(start), source_bytes});
       builder.CreateBr(join);
       builder.SetInsertPoint(sync_block);
-      synchronous(run);
+      // Misaligned or starting before the view: element by element, zero past its edges.
+      const auto range = access.run_range(run);
+      llvm::Type* element_type = value_type(dtype);
+      for (size_t i = 0; i < run.size(); ++i) {
+        const auto position = static_cast<int64_t>(i);
+        llvm::Value* slot = prologue.CreateAlloca(element_type);
+        builder.CreateStore(llvm::Constant::getNullValue(element_type), slot);
+        guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+          auto* load = builder.CreateLoad(
+              element_type, access.pointer(builder.CreateAdd(start, const_i64(position))));
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          builder.CreateStore(load, slot);
+        });
+        builder.CreateStore(
+            builder.CreateLoad(element_type, slot),
+            shared_pointer(builder.CreateAdd(byte, const_i32(position * bits / 8))));
+      }
       builder.CreateBr(join);
       builder.SetInsertPoint(join);
     }
