@@ -120,7 +120,8 @@ runtime::CacheKey compile_cache_key(const vm::Program& program, const codegen::T
   for (vm::TensorInfo& tensor : without_locations.tensors)
     tensor.location = {};
   const std::string flags =
-      fmt::format("assemble={} verbose={}", options.assemble, options.ptxas_verbose);
+      fmt::format("assemble={} verbose={} llvm={}", options.assemble, options.ptxas_verbose,
+                  codegen::to_string(options.llvm_pipeline));
   return runtime::CacheKey::of({vm::print(without_locations), target.name(), flags, build_id});
 }
 
