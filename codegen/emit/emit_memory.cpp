@@ -180,33 +180,26 @@ struct GlobalAccess {
     }
     return result;
   }
-  // The positions [lo, hi) of a run (consecutive along the last dimension) that lie inside the
-  // view; hi <= lo when none does. The element-wise fallbacks of vector runs test each position
-  // against this range: one test of the other dimensions per run instead of all of them per
-  // element (the ragged edges of a tile are most of a kernel's IR otherwise).
-  std::pair<llvm::Value*, llvm::Value*> run_range(const Run& run) {
+  // The element-wise fallbacks of vector runs (ragged tile edges, misaligned addresses) test the
+  // dimensions other than the last once per run (a run lies along the last dimension) and only
+  // the last one per element. The last index is computed as run_inside computes the run's ends,
+  // so LLVM sees which elements the failed vector test rules out and drops them.
+  llvm::Value* others_inside(const Run& run) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* result = b.getTrue();
+    for (size_t d = 0; d + 1 < offsets.size(); ++d) {
+      llvm::Value* index = index_i64(*run.front(), d);
+      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                                               b.CreateICmpSLT(index, view.shape[d])));
+    }
+    return result;
+  }
+  llvm::Value* last_inside(const SlotEntry& entry) {
     llvm::IRBuilder<>& b = e.builder;
     const size_t last = offsets.size() - 1;
-    llvm::Value* others_inside = b.getTrue();
-    for (size_t d = 0; d < last; ++d) {
-      llvm::Value* index = index_i64(*run.front(), d);
-      others_inside =
-          b.CreateAnd(others_inside, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
-                                                 b.CreateICmpSLT(index, view.shape[d])));
-    }
-    llvm::Value* first = index_i64(*run.front(), last);
-    llvm::Value* lo =
-        b.CreateBinaryIntrinsic(llvm::Intrinsic::smax, b.CreateNeg(first), e.const_i64(0));
-    llvm::Value* hi =
-        b.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b.CreateSub(view.shape[last], first),
-                                e.const_i64(static_cast<int64_t>(run.size())));
-    return {lo, b.CreateSelect(others_inside, hi, e.const_i64(0))};
-  }
-  static llvm::Value* position_inside(llvm::IRBuilder<>& b,
-                                      std::pair<llvm::Value*, llvm::Value*> range,
-                                      size_t position) {
-    llvm::Value* at = b.getInt64(position);
-    return b.CreateAnd(b.CreateICmpSLE(range.first, at), b.CreateICmpSGT(range.second, at));
+    llvm::Value* index = index_i64(entry, last);
+    return b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                       b.CreateICmpSLT(index, view.shape[last]));
   }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
@@ -419,10 +412,10 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
       element_wise(run);
     } else {
       // Unit stride: element i of the run is at start + i.
-      const auto range = access.run_range(run);
+      llvm::Value* others = access.others_inside(run);
       for (size_t i = 0; i < run.size(); ++i) {
         write_slot(result, run[i]->slot, other);
-        guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+        guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
           auto* load = builder.CreateLoad(
               value_type(result.dtype),
               access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
@@ -522,10 +515,10 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
         element_wise(run);
       } else {
         // Unit stride: element i of the run is at start + i.
-        const auto range = access.run_range(run);
+        llvm::Value* others = access.others_inside(run);
         for (size_t i = 0; i < run.size(); ++i) {
           llvm::Value* element = read_slot(value, run[i]->slot);
-          guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+          guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
             auto* element_store = builder.CreateStore(
                 element,
                 access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
@@ -996,13 +989,13 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       builder.CreateBr(join);
       builder.SetInsertPoint(sync_block);
       // Misaligned or starting before the view: element by element, zero past its edges.
-      const auto range = access.run_range(run);
+      llvm::Value* others = access.others_inside(run);
       llvm::Type* element_type = value_type(dtype);
       for (size_t i = 0; i < run.size(); ++i) {
         const auto position = static_cast<int64_t>(i);
         llvm::Value* slot = prologue.CreateAlloca(element_type);
         builder.CreateStore(llvm::Constant::getNullValue(element_type), slot);
-        guarded(GlobalAccess::position_inside(builder, range, i), [&] {
+        guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
           auto* load = builder.CreateLoad(
               element_type, access.pointer(builder.CreateAdd(start, const_i64(position))));
           load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
