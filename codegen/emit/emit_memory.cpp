@@ -956,9 +956,6 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
-      // The run is contiguous in the tile (tile_run_contiguous): element i is at byte + i * size.
-      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
-      (void)within;
       llvm::BasicBlock* async_block = new_block("cp_async");
       llvm::BasicBlock* sync_block = new_block("copy_elements");
       llvm::BasicBlock* join = new_block("copy_join");
@@ -980,6 +977,8 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
           builder.CreateTrunc(
               builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32()),
           const_i32(0));
+      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+      (void)within;
       if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
       const llvm::Intrinsic::ID id =
           bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
@@ -988,23 +987,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       builder.CreateIntrinsic(id, {}, {shared_pointer(byte), access.pointer(start), source_bytes});
       builder.CreateBr(join);
       builder.SetInsertPoint(sync_block);
-      // Misaligned or starting before the view: element by element, zero past its edges.
-      llvm::Value* others = access.others_inside(run);
-      llvm::Type* element_type = value_type(dtype);
-      for (size_t i = 0; i < run.size(); ++i) {
-        const auto position = static_cast<int64_t>(i);
-        llvm::Value* slot = prologue.CreateAlloca(element_type);
-        builder.CreateStore(llvm::Constant::getNullValue(element_type), slot);
-        guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
-          auto* load = builder.CreateLoad(
-              element_type, access.pointer(builder.CreateAdd(start, const_i64(position))));
-          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
-          builder.CreateStore(load, slot);
-        });
-        builder.CreateStore(
-            builder.CreateLoad(element_type, slot),
-            shared_pointer(builder.CreateAdd(byte, const_i32(position * bits / 8))));
-      }
+      synchronous(run);
       builder.CreateBr(join);
       builder.SetInsertPoint(join);
     }
