@@ -75,7 +75,11 @@ constexpr const char* kLeanPipeline =
     ","
     "loop(loop-idiom,indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"
     "loop-unroll-full),"
-    "vector-combine,gvn<>,bdce,correlated-propagation,move-auto-init,"
+    "vector-combine,gvn<>,bdce,correlated-propagation,move-auto-init),"
+    // Read-only pointer parameters, so that noalias ones load through the non-coherent path
+    // (ld.global.nc), where O3 infers the same at this point.
+    "cgscc(function-attrs),"
+    "function("
     "simplifycfg<bonus-inst-threshold=1;forward-switch-cond;switch-range-to-icmp;switch-to-lookup;"
     "no-keep-loops;hoist-common-insts;sink-common-insts;speculate-blocks;simplify-cond-branch;"
     "no-speculate-unpredictables>," NIBBLE_INSTCOMBINE ",loop-unroll<O3>,infer-alignment)";
