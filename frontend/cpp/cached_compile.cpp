@@ -135,6 +135,7 @@ codegen::CompiledKernel compile_cached(const vm::Program& program, const codegen
       kernel.target = target;
       kernel.program = program;
       vm::run_default_passes(kernel.program);
+      kernel.report.llvm_pipeline = options.llvm_pipeline;  // part of the key, not of the entry
       kernel.report.notes.push_back("loaded from the kernel cache: " + key.hex.substr(0, 16));
       return kernel;
     }
