@@ -180,6 +180,27 @@ struct GlobalAccess {
     }
     return result;
   }
+  // The element-wise fallbacks of vector runs (ragged tile edges, misaligned addresses) test the
+  // dimensions other than the last once per run (a run lies along the last dimension) and only
+  // the last one per element. The last index is computed as run_inside computes the run's ends,
+  // so LLVM sees which elements the failed vector test rules out and drops them.
+  llvm::Value* others_inside(const Run& run) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* result = b.getTrue();
+    for (size_t d = 0; d + 1 < offsets.size(); ++d) {
+      llvm::Value* index = index_i64(*run.front(), d);
+      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                                               b.CreateICmpSLT(index, view.shape[d])));
+    }
+    return result;
+  }
+  llvm::Value* last_inside(const SlotEntry& entry) {
+    llvm::IRBuilder<>& b = e.builder;
+    const size_t last = offsets.size() - 1;
+    llvm::Value* index = index_i64(entry, last);
+    return b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                       b.CreateICmpSLT(index, view.shape[last]));
+  }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
   bool provably_aligned(const Run& run, int64_t access_bits, int64_t pointer_alignment_bytes) {
@@ -387,7 +408,22 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
     builder.CreateBr(join);
     builder.SetInsertPoint(scalar_block);
-    element_wise(run);
+    if (result.packed) {
+      element_wise(run);
+    } else {
+      // Unit stride: element i of the run is at start + i.
+      llvm::Value* others = access.others_inside(run);
+      for (size_t i = 0; i < run.size(); ++i) {
+        write_slot(result, run[i]->slot, other);
+        guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
+          auto* load = builder.CreateLoad(
+              value_type(result.dtype),
+              access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          write_slot(result, run[i]->slot, load);
+        });
+      }
+    }
     builder.CreateBr(join);
     builder.SetInsertPoint(join);
   }
@@ -484,7 +520,21 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
           llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       builder.CreateBr(join);
       builder.SetInsertPoint(scalar_block);
-      element_wise(run);
+      if (value.packed) {
+        element_wise(run);
+      } else {
+        // Unit stride: element i of the run is at start + i.
+        llvm::Value* others = access.others_inside(run);
+        for (size_t i = 0; i < run.size(); ++i) {
+          llvm::Value* element = read_slot(value, run[i]->slot);
+          guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
+            auto* element_store = builder.CreateStore(
+                element,
+                access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+            element_store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          });
+        }
+      }
       builder.CreateBr(join);
       builder.SetInsertPoint(join);
     }
