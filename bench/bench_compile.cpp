@@ -1,13 +1,16 @@
 // Compile latency and launch overhead, on the GPU machine.
 //
-// For each example kernel: the time of each compile stage (VM passes, IR build, LLVM O3, PTX
-// emission, ptxas), the PTX -> cubin time of the driver's JIT, and the first-call total (compile,
-// load, launch, synchronize) with no cache. Each kernel is compiled `repeats` times and the
-// median reported (the first compile of the process, which initializes LLVM, separately).
-// Launch overhead: the host time per launch of a prepared, checked GpuKernel::launch against a
-// bare cuLaunchKernel of the same loaded kernel, over many launches of a one-block kernel.
+// For each example kernel (and the u4 quantized GEMM's decode and prefill schedules): the time of
+// each compile stage (VM passes, IR build, LLVM IR passes, PTX emission, ptxas), the PTX -> cubin
+// time of the driver's JIT, and the first-call total (compile, load, launch, synchronize) with no
+// cache. Each kernel is compiled `repeats` times and the median reported (the first compile of the
+// process, which initializes LLVM, separately). Launch overhead: the host time per launch of a
+// prepared, checked GpuKernel::launch against a bare cuLaunchKernel of the same loaded kernel, over
+// many launches of a one-block kernel.
 //
 //   bench_compile [--out DIR] [--repeats N]      writes DIR/compile.json and DIR/compile.md
+//
+// NIBBLE_LLVM_PIPELINE=o3 measures LLVM's O3 pipeline instead of the default lean one.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,6 +24,7 @@
 #include "codegen/compile.h"
 #include "examples/gemm.h"
 #include "examples/gemv_u4.h"
+#include "examples/quant_gemm.h"
 #include "examples/softmax.h"
 #include "examples/vector_add.h"
 #include "frontend/cpp/compiled_kernel.h"
@@ -33,6 +37,11 @@ namespace {
 
 double milliseconds_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+vm::Program quant_gemm_u4(int64_t m) {
+  return examples::quant_gemm(examples::choose_quant_gemm_config(
+      m, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false));
 }
 
 double median(std::vector<double> values) {
@@ -73,6 +82,9 @@ int main(int argc, char** argv) {
       {"softmax", [] { return examples::softmax(); }},
       {"gemm_f16", [] { return examples::gemm(); }},
       {"gemv_u4", [] { return examples::gemv_u4(); }},
+      // The product's kernels, as `nibble example quant_gemm_decode|quant_gemm_prefill` gives them.
+      {"quant_gemm_decode", [] { return quant_gemm_u4(1); }},
+      {"quant_gemm_prefill", [] { return quant_gemm_u4(4096); }},
   };
 
   // The process's first compile pays for LLVM's one-time initialization: report it apart.
@@ -154,17 +166,18 @@ int main(int argc, char** argv) {
   driver.synchronize();
 
   // Report.
+  const char* pipeline = codegen::to_string(codegen::default_llvm_pipeline());
   std::filesystem::create_directories(out_directory);
   std::string markdown = fmt::format(
-      "Compile latency on {} ({}), median of {} compiles; the process's first compile (LLVM "
-      "initialization included): {:.1f} ms.\n\n"
-      "| kernel | VM passes | IR build | LLVM O3 | PTX emit | VM → PTX | ptxas | driver JIT | "
+      "Compile latency on {} ({}), LLVM pipeline '{}', median of {} compiles; the process's first "
+      "compile (LLVM initialization included): {:.1f} ms.\n\n"
+      "| kernel | VM passes | IR build | LLVM opt | PTX emit | VM → PTX | ptxas | driver JIT | "
       "first call | "
       "registers |\n|---|---|---|---|---|---|---|---|---|---|\n",
-      driver.device().name, target.name(), repeats, cold_first_compile_ms);
+      driver.device().name, target.name(), pipeline, repeats, cold_first_compile_ms);
   std::string json = fmt::format(
-      R"({{"device": "{}", "target": "{}", "repeats": {}, "cold_first_compile_ms": {:.3f}, "kernels": [)",
-      driver.device().name, target.name(), repeats, cold_first_compile_ms);
+      R"({{"device": "{}", "target": "{}", "llvm_pipeline": "{}", "repeats": {}, "cold_first_compile_ms": {:.3f}, "kernels": [)",
+      driver.device().name, target.name(), pipeline, repeats, cold_first_compile_ms);
   for (size_t i = 0; i < rows.size(); ++i) {
     const CompileRow& row = rows[i];
     markdown += fmt::format(

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <regex>
+#include <string_view>
 
 #include "codegen/dump.h"
 #include "codegen/emit/kernel_emitter.h"
@@ -46,6 +48,19 @@ void read_ptxas_log(CompileReport& report) {
 }
 
 }  // namespace
+
+LlvmPipeline default_llvm_pipeline() {
+  const char* value = std::getenv("NIBBLE_LLVM_PIPELINE");
+  if (value == nullptr || *value == '\0') return LlvmPipeline::Lean;
+  const std::string_view name(value);
+  if (name == "lean") return LlvmPipeline::Lean;
+  if (name == "o3" || name == "O3") return LlvmPipeline::O3;
+  throw CodegenError(fmt::format("NIBBLE_LLVM_PIPELINE='{}': expected 'lean' or 'o3'", name));
+}
+
+const char* to_string(LlvmPipeline pipeline) {
+  return pipeline == LlvmPipeline::O3 ? "o3" : "lean";
+}
 
 CompiledKernel compile(const vm::Program& source, const Target& target,
                        const CompileOptions& options) {
@@ -89,7 +104,8 @@ CompiledKernel compile(const vm::Program& source, const Target& target,
   Target emitted = target;
   emitted.ptx_version = std::max(target.ptx_version, emitter.required_ptx_version());
   LlvmStageTimes times;
-  kernel.ptx = emit_ptx(*module, emitted, &times);
+  kernel.ptx = emit_ptx(*module, emitted, options.llvm_pipeline, &times);
+  kernel.report.llvm_pipeline = options.llvm_pipeline;
   kernel.report.verify_ms = times.verify_ms;
   kernel.report.optimize_ms = times.optimize_ms;
   kernel.report.emit_ms = times.emit_ms;
@@ -110,11 +126,12 @@ std::string to_string(const CompileReport& report) {
   std::string text = fmt::format(
       "registers {}, spills {}/{} bytes (stores/loads), stack {} bytes, shared {} bytes of tiles + "
       "{} bytes of scratch\n"
-      "times: passes {:.2f} ms, ir {:.2f} ms, verify {:.2f} ms, O3 {:.2f} ms, ptx {:.2f} ms, ptxas "
-      "{:.2f} ms, total {:.2f} ms\n",
+      "times: passes {:.2f} ms, ir {:.2f} ms, verify {:.2f} ms, opt ({}) {:.2f} ms, ptx {:.2f} ms, "
+      "ptxas {:.2f} ms, total {:.2f} ms\n",
       report.registers, report.spill_store_bytes, report.spill_load_bytes, report.stack_frame_bytes,
       report.shared_tile_bytes, report.shared_scratch_bytes, report.passes_ms, report.ir_build_ms,
-      report.verify_ms, report.optimize_ms, report.emit_ms, report.ptxas_ms, report.total_ms);
+      report.verify_ms, to_string(report.llvm_pipeline), report.optimize_ms, report.emit_ms,
+      report.ptxas_ms, report.total_ms);
   for (const std::string& note : report.notes)
     text += "  " + note + "\n";
   return text;

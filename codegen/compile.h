@@ -1,4 +1,4 @@
-// Compiling a VM program for a GPU: vm::Program -> LLVM IR -> PTX (LLVM's NVPTX backend, O3) ->
+// Compiling a VM program for a GPU: vm::Program -> LLVM IR -> PTX (LLVM's NVPTX backend) ->
 // cubin (ptxas), with a report of what it cost and what the kernel uses.
 //
 // The model of the generated code (codegen/emit/ holds one emitter per instruction family):
@@ -23,10 +23,20 @@
 
 namespace nibble::codegen {
 
+// The LLVM pipeline between the emitted IR and PTX. `lean` (the default) is a short list of IR
+// passes and the backend at its default level: on the examples it gives the SASS that `o3` gives
+// (ptxas optimizes again) in a fraction of the compile time. `o3` is LLVM's O3 pipeline and the
+// backend at its aggressive level. NIBBLE_LLVM_PIPELINE=o3|lean sets the default
+// (codegen/README.md).
+enum class LlvmPipeline : uint8_t { Lean, O3 };
+LlvmPipeline default_llvm_pipeline();
+const char* to_string(LlvmPipeline pipeline);
+
 struct CompileOptions {
   bool keep_llvm_ir = false;  // fill CompiledKernel::llvm_ir (before optimization)
   bool assemble = true;       // run ptxas (when found) for the cubin and the resource report
   bool ptxas_verbose = true;  // registers, spills, shared memory in the report
+  LlvmPipeline llvm_pipeline = default_llvm_pipeline();
 };
 
 // One kernel parameter as the launch passes it (compile-time parameters are not passed).
@@ -46,10 +56,11 @@ struct CompileReport {
   double passes_ms = 0;    // vm::run_default_passes on a copy
   double ir_build_ms = 0;  // emitters
   double verify_ms = 0;
-  double optimize_ms = 0;  // LLVM O3
+  double optimize_ms = 0;  // LLVM IR passes (CompileOptions::llvm_pipeline)
   double emit_ms = 0;      // PTX
   double ptxas_ms = 0;
   double total_ms = 0;
+  LlvmPipeline llvm_pipeline = LlvmPipeline::Lean;
   // From `ptxas -v` (when assembled): -1 when unknown.
   int registers = -1;
   int64_t spill_store_bytes = -1;

@@ -1,4 +1,4 @@
-// The LLVM end of codegen: target machines, the O3 pipeline and PTX emission.
+// The LLVM end of codegen: target machines, the optimization pipelines and PTX emission.
 //
 // Internal to codegen: only codegen's sources include this header, and it names LLVM types by
 // forward declaration only, so no LLVM header leaks out of this folder.
@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "codegen/compile.h"
 #include "codegen/target.h"
 
 namespace llvm {
@@ -24,9 +25,10 @@ struct LlvmStageTimes {
 // Sets the NVPTX triple and data layout of `module` for `target`.
 void configure_module_for_target(llvm::Module& module, const Target& target);
 
-// Verifies `module` (throws CodegenError quoting the verifier), runs the O3 pipeline with the
-// NVPTX target machine, and returns the PTX text.
-std::string emit_ptx(llvm::Module& module, const Target& target, LlvmStageTimes* times = nullptr);
+// Verifies `module` (throws CodegenError quoting the verifier), runs `pipeline` with the NVPTX
+// target machine, and returns the PTX text.
+std::string emit_ptx(llvm::Module& module, const Target& target, LlvmPipeline pipeline,
+                     LlvmStageTimes* times = nullptr);
 
 // The IR text of a module, for `--emit llvm` and dumps.
 std::string module_to_text(const llvm::Module& module);

@@ -59,7 +59,7 @@ SmokeKernel build_smoke_kernel(const Target& target) {
 
   SmokeKernel result;
   result.llvm_ir = module_to_text(module);
-  result.ptx = emit_ptx(module, target, &result.times);
+  result.ptx = emit_ptx(module, target, default_llvm_pipeline(), &result.times);
   return result;
 }
 

@@ -244,9 +244,10 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   KernelBuilder b(config.name());
   Pointer a = b.pointer("a", act);
   Pointer w = b.pointer("w", stored_weight_type(config));
-  Pointer s = b.pointer("s", act, 2);
+  // Scale and zero-point rows move in 16-byte pieces: their pointers must be 16-byte aligned.
+  Pointer s = b.pointer("s", act, 16);
   std::optional<Pointer> z;
-  if (config.zero_points) z = b.pointer("z", act, 2);
+  if (config.zero_points) z = b.pointer("z", act, 16);
   Pointer c = split ? b.pointer("workspace", f32, 4) : b.pointer("c", act, 4);
   Expr m = b.scalar("m");
   Expr n = b.scalar("n", i32, bn);
@@ -328,14 +329,18 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   auto copy_iteration = [&](const Scalar& start, const Scalar& slot) {
     const Expr k_start = start.to_expr();
     const Expr slot_index = slot.to_expr();
-    b.copy_async(a_ring, {slot_index * bm, 0}, A, {m0, k_start}, {bm, chunk});
+    // Only A's rows can leave the view (rows past M are zero-filled): every iteration's k range
+    // lies inside [0, K) and every block's columns inside [0, N), which lets the GPU code drop
+    // the bounds arithmetic of the other copies (the interpreter checks the promise).
+    b.copy_async(a_ring, {slot_index * bm, 0}, A, {m0, k_start}, {bm, chunk}, {}, {1});
     b.copy_async(w_ring, {slot_index * unroll, 0, 0, 0}, W, {k_start / bk, n0 / bn, 0, 0},
-                 {unroll, 1, order.threads, order.per_thread}, run_copy_threads);
+                 {unroll, 1, order.threads, order.per_thread}, run_copy_threads, {0, 1, 2, 3});
     for (int64_t u = 0; u < unroll; ++u) {
       const Expr row = (slot_index * unroll + u) * scale_rows;
       const Scalar scale_row = scale_row_of(k_start + u * bk);
-      b.copy_async(s_ring, {row, 0}, S, {scale_row, n0}, {scale_rows, bn});
-      if (z_ring) b.copy_async(*z_ring, {row, 0}, *Z, {scale_row, n0}, {scale_rows, bn});
+      b.copy_async(s_ring, {row, 0}, S, {scale_row, n0}, {scale_rows, bn}, {}, {0, 1});
+      if (z_ring)
+        b.copy_async(*z_ring, {row, 0}, *Z, {scale_row, n0}, {scale_rows, bn}, {}, {0, 1});
     }
   };
 
@@ -455,16 +460,29 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   if (m <= 64) {
     config.schedule = QuantSchedule::Decode;
     config.block_m = m <= 16 ? 16 : (m <= 32 ? 32 : 64);
+    // Measured on an H200 at M = 1 (K=8192 N=28672): u4 60.2 us with 64 columns and 3 stages,
+    // 52.1 with 128 columns and 4 (each warp's A fragments serve twice the columns; a power-of-
+    // two ring indexes without divisions); u8 is best at 64 columns and 3 stages (80.9 us
+    // against 91.4), its runs being twice as long.
     config.block_n = 64;
     config.warps = 4;
-    config.stages = 3;  // H200, u4 K=8192 N=28672 M=1: 78.4 us with 2 stages, 74.8 with 3
+    config.stages = 3;
   } else {
     config.schedule = QuantSchedule::Prefill;
-    config.block_m = 64;
+    // Measured on an H200 at M = 4096 (K=8192 N=28672): u4 7.6 ms with 64x128 tiles over 8
+    // warps, 5.4 ms with 128x128 over 4 warps (each warp 64x64: every dequantized B fragment
+    // feeds four mma rows); u8 is best with 128x128 over 8 warps and 3 stages (8.2 ms). Below
+    // M = 512 the 64-row tile keeps more blocks in flight.
+    const bool large = m >= 512;
+    config.block_m = large ? 128 : 64;
     config.block_n = 128;
-    config.warps = 8;
-    config.stages = 4;  // with block_k >= 64: 8.5 ms against 10.6 (32, 3 stages) at M=4096
+    // Four warps for 4-bit weights only: the longer runs of narrower and odd widths spill there.
+    config.warps = large && weight.bits() == 4 ? 4 : 8;
+    config.stages = large && weight.bits() > 4 ? 3 : 4;
   }
+  // The prefill kernel keeps more accumulators live: runs of at most 64 elements (1-bit runs
+  // of 128 spilled on sm_90a).
+  if (config.schedule == QuantSchedule::Prefill) per_thread = std::min<int64_t>(per_thread, 64);
   // block_k from the run length: runs of per_thread elements over 32 * warps_n threads.
   const auto tiling =
       layout::choose_mma_tiling(config.block_m, config.block_n, 16, config.warps, activation);
@@ -472,6 +490,11 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   config.block_k = std::clamp<int64_t>(per_thread * 32 * tiling->warps_n / config.block_n, 16, 256);
   if (config.schedule == QuantSchedule::Prefill)
     config.block_k = std::max<int64_t>(config.block_k, 64);
+  if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.bits() <= 4 &&
+      n % 128 == 0) {
+    config.block_n = 128;  // the same block_k: runs twice as long
+    config.stages = 4;
+  }
   if (config.schedule == QuantSchedule::Decode) {
     // Split K while the grid has fewer than eight blocks per SM (the decode kernel is bound by
     // the loads in flight, so more resident warps is more bandwidth; measured on an H200:

@@ -22,7 +22,8 @@
 //
 // What a configuration requires of a call (check_quant_gemm_shape, before any launch):
 // N a multiple of block_n, K a multiple of block_k * split_k * unroll and of the group size
-// (which must be a multiple of 16 and divide block_k or be a multiple of it), M ≥ 1.
+// (which must be a multiple of 16 and divide block_k or be a multiple of it), M ≥ 1; A, W, the
+// scales and zero points 16-byte aligned (checked at launch).
 #pragma once
 
 #include <cstdint>

@@ -41,8 +41,9 @@ bool operator==(const StoreShared& a, const StoreShared& b) {
 }
 bool operator==(const CopyAsync& a, const CopyAsync& b) {
   return std::tie(a.destination, a.destination_offsets, a.source, a.source_offsets, a.shape,
-                  a.threads) == std::tie(b.destination, b.destination_offsets, b.source,
-                                         b.source_offsets, b.shape, b.threads);
+                  a.threads, a.in_bounds) == std::tie(b.destination, b.destination_offsets,
+                                                      b.source, b.source_offsets, b.shape,
+                                                      b.threads, b.in_bounds);
 }
 bool operator==(const CommitGroup&, const CommitGroup&) {
   return true;

@@ -1180,6 +1180,7 @@ class Parser {
       access(i.source, i.source_offsets);
       expect_word("shape");
       i.shape = integer_list<int64_t>("an extent");
+      if (accept_word("in_bounds")) i.in_bounds = integer_list<int>("a dimension");
       if (accept_word("threads")) i.threads = layout();
       return i;
     }

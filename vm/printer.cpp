@@ -349,6 +349,7 @@ class Printer {
     std::string out =
         fmt::format("copy_async {}, {} shape {}", access(i.destination, i.destination_offsets),
                     access(i.source, i.source_offsets), integers(i.shape));
+    if (!i.in_bounds.empty()) out += " in_bounds " + integers(i.in_bounds);
     if (i.threads) out += " threads " + i.threads->to_string();
     return out;
   }

@@ -101,7 +101,10 @@ struct StoreShared {
 // destination[destination_offsets + i]; elements outside the view are filled with zeros. The
 // copy belongs to the current commit group; data is visible after wait_group and a barrier.
 // `threads` distributes the box over the threads (thread axes + reg, one place per element);
-// empty = inferred (16-byte vectors where the alignment allows).
+// empty = inferred (16-byte vectors where the alignment allows). `in_bounds` lists dimensions
+// along which the program promises every element of the box lies inside the view: the
+// interpreter checks the promise (an error names the element), the GPU code drops those bounds
+// checks (and the zero fill) — the hot loops of tiled kernels copy whole tiles.
 struct CopyAsync {
   TensorId destination;
   std::vector<Expr> destination_offsets;
@@ -109,6 +112,7 @@ struct CopyAsync {
   std::vector<Expr> source_offsets;
   Shape shape;
   std::optional<Layout> threads;
+  std::vector<int> in_bounds;
 };
 struct CommitGroup {};
 // Waits until at most `pending` commit groups of this thread are still in flight.

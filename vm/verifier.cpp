@@ -186,6 +186,17 @@ class Verifier {
       }
       thread_axes_fit(*copy.threads, "copy_async", "the thread layout");
     }
+    std::vector<bool> seen(copy.shape.size(), false);
+    for (int dim : copy.in_bounds) {
+      if (dim < 0 || dim >= static_cast<int>(copy.shape.size())) {
+        error("copy_async: in_bounds dimension {} is not one of the box's {} dimensions", dim,
+              copy.shape.size());
+      } else if (seen[static_cast<size_t>(dim)]) {
+        error("copy_async: in_bounds lists dimension {} twice", dim);
+      } else {
+        seen[static_cast<size_t>(dim)] = true;
+      }
+    }
   }
 
   void operator()(const CommitGroup&) {}

@@ -1028,8 +1028,140 @@ void KernelEmitter::emit(const vm::Shuffle& instruction) {
   write_thread_words(result, words);
 }
 
-void KernelEmitter::emit(const vm::Print&) {
-  unsupported("print runs on the interpreter only (no GPU printf yet)");
+// ---- print --------------------------------------------------------------------------------------
+//
+// print goes through the CUDA runtime's vprintf(format, arguments), whose arguments are one buffer
+// of fields at their natural alignment with floats promoted to double, as C varargs are. Lines
+// start as the interpreter's do ("block (x, y, z) label:"). A scalar or a global view is printed
+// once per block, by thread 0; a register tensor one line per element ("block (0, 0, 0) t[3, 1]:
+// 2.5") by the thread that holds it (one replica), so its lines come in no particular order where
+// the interpreter prints the whole tensor on one line. Floats print with %g (six significant
+// digits) where the interpreter prints the shortest text that round-trips.
+
+namespace {
+
+// One vprintf call: `format` with its arguments (i32, i64 or double values).
+void call_vprintf(KernelEmitter& e, const std::string& format,
+                  const std::vector<llvm::Value*>& arguments) {
+  llvm::IRBuilder<>& b = e.builder;
+  llvm::FunctionCallee vprintf = e.module->getOrInsertFunction(
+      "vprintf", llvm::FunctionType::get(b.getInt32Ty(), {b.getPtrTy(), b.getPtrTy()}, false));
+  llvm::Constant* text = llvm::ConstantDataArray::getString(e.context, format);
+  // One global per distinct format (constants are uniqued, so the initializers compare by address).
+  llvm::GlobalVariable* global = nullptr;
+  for (llvm::GlobalVariable& existing : e.module->globals()) {
+    if (existing.hasInitializer() && existing.getInitializer() == text) global = &existing;
+  }
+  if (global == nullptr) {
+    constexpr unsigned kGlobalAddressSpace = 1;
+    global = new llvm::GlobalVariable(
+        *e.module, text->getType(), true, llvm::GlobalValue::PrivateLinkage, text, "print_format",
+        nullptr, llvm::GlobalValue::NotThreadLocal, kGlobalAddressSpace);
+  }
+  llvm::Value* format_pointer = b.CreateAddrSpaceCast(global, b.getPtrTy());
+  if (!arguments.empty()) {
+    std::vector<llvm::Type*> fields;
+    for (llvm::Value* argument : arguments)
+      fields.push_back(argument->getType());
+    llvm::StructType* layout = llvm::StructType::get(e.context, fields);
+    llvm::AllocaInst* storage = e.prologue.CreateAlloca(layout);
+    // Lifetime markers let the buffers of different prints share one stack slot.
+    b.CreateLifetimeStart(storage);
+    for (size_t i = 0; i < arguments.size(); ++i) {
+      b.CreateStore(arguments[i], b.CreateStructGEP(layout, storage, static_cast<unsigned>(i)));
+    }
+    b.CreateCall(vprintf, {format_pointer, storage});
+    b.CreateLifetimeEnd(storage);
+    return;
+  }
+  b.CreateCall(vprintf, {format_pointer, llvm::ConstantPointerNull::get(b.getPtrTy())});
+}
+
+// The "block (x, y, z) label" start of a line and its three arguments.
+std::string line_start(KernelEmitter& e, const std::string& label,
+                       std::vector<llvm::Value*>& arguments) {
+  for (llvm::Intrinsic::ID id :
+       {llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x, llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_y,
+        llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_z}) {
+    arguments.push_back(e.builder.CreateIntrinsic(id, {}, {}));
+  }
+  // A '%' in the label must print as itself.
+  std::string escaped;
+  for (char c : label)
+    escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  return "block (%d, %d, %d) " + escaped;
+}
+
+// An element or scalar as a printf argument: its integer value as i64 (%lld), or its float value
+// as double (%g).
+std::pair<std::string, llvm::Value*> printf_value(KernelEmitter& e, llvm::Value* value,
+                                                  DataType type) {
+  if (type.is_integer()) return {"%lld", e.to_integer(value, type, e.i64())};
+  return {"%g", e.to_real(value, type, e.builder.getDoubleTy())};
+}
+
+}  // namespace
+
+void KernelEmitter::emit(const vm::Print& instruction) {
+  llvm::Value* thread_zero = builder.CreateICmpEQ(thread_index, const_i32(0));
+  if (instruction.scalar) {
+    guarded(thread_zero, [&] {
+      std::vector<llvm::Value*> arguments;
+      std::string format = line_start(*this, instruction.label, arguments) + ": ";
+      llvm::Value* value = scalar(*instruction.scalar);
+      const DataType type = instruction.scalar->type();
+      if (type.is_float()) {
+        format += "%g";
+        arguments.push_back(builder.CreateFPExt(value, builder.getDoubleTy()));
+      } else {
+        format += "%lld";
+        arguments.push_back(type.is_signed() ? builder.CreateSExtOrTrunc(value, i64())
+                                             : builder.CreateZExtOrTrunc(value, i64()));
+      }
+      call_vprintf(*this, format + "\n", arguments);
+    });
+  }
+  if (!instruction.tensor) return;
+  const TensorId id = *instruction.tensor;
+  const vm::TensorType& type = info(id).type;
+  if (type.scope == vm::Scope::Global) {
+    const GlobalViewValues& view = views.at(id.index);
+    guarded(thread_zero, [&] {
+      std::vector<llvm::Value*> arguments;
+      std::string format = line_start(*this, instruction.label, arguments);
+      format += fmt::format(": {} global view of '{}' with shape [", type.dtype.name(),
+                            program.params[static_cast<size_t>(view.param)].name);
+      for (size_t d = 0; d < view.shape.size(); ++d) {
+        format += d == 0 ? "%lld" : ", %lld";
+        arguments.push_back(view.shape[d]);
+      }
+      call_vprintf(*this, format + "]\n", arguments);
+    });
+    return;
+  }
+  if (type.scope != vm::Scope::Register) {
+    unsupported(
+        "print of a shared tensor runs on the interpreter only (load it into registers "
+        "and print that)");
+  }
+  const RegisterTensor& tensor = reg(id);
+  guarded(tensor.thread->primary, [&] {
+    for (const SlotEntry& entry : tensor.map->entries) {
+      if (!entry.primary) continue;
+      std::vector<llvm::Value*> arguments;
+      std::string format = line_start(*this, instruction.label, arguments) + "[";
+      const std::vector<llvm::Value*> index = entry_index(tensor, entry);
+      for (size_t d = 0; d < index.size(); ++d) {
+        format += d == 0 ? "%d" : ", %d";
+        arguments.push_back(index[d]);
+      }
+      const auto [conversion, value] =
+          printf_value(*this, read_slot(tensor, entry.slot), type.dtype);
+      format += "]: " + conversion + "\n";
+      arguments.push_back(value);
+      call_vprintf(*this, format, arguments);
+    }
+  });
 }
 
 }  // namespace nibble::codegen

@@ -181,6 +181,27 @@ struct GlobalAccess {
     }
     return result;
   }
+  // The element-wise fallbacks of vector runs (ragged tile edges, misaligned addresses) test the
+  // dimensions other than the last once per run (a run lies along the last dimension) and only
+  // the last one per element. The last index is computed as run_inside computes the run's ends,
+  // so LLVM sees which elements the failed vector test rules out and drops them.
+  llvm::Value* others_inside(const Run& run) {
+    llvm::IRBuilder<>& b = e.builder;
+    llvm::Value* result = b.getTrue();
+    for (size_t d = 0; d + 1 < offsets.size(); ++d) {
+      llvm::Value* index = index_i64(*run.front(), d);
+      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                                               b.CreateICmpSLT(index, view.shape[d])));
+    }
+    return result;
+  }
+  llvm::Value* last_inside(const SlotEntry& entry) {
+    llvm::IRBuilder<>& b = e.builder;
+    const size_t last = offsets.size() - 1;
+    llvm::Value* index = index_i64(entry, last);
+    return b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
+                       b.CreateICmpSLT(index, view.shape[last]));
+  }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
   bool provably_aligned(const Run& run, int64_t access_bits, int64_t pointer_alignment_bytes) {
@@ -388,7 +409,22 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
     builder.CreateBr(join);
     builder.SetInsertPoint(scalar_block);
-    element_wise(run);
+    if (result.packed) {
+      element_wise(run);
+    } else {
+      // Unit stride: element i of the run is at start + i.
+      llvm::Value* others = access.others_inside(run);
+      for (size_t i = 0; i < run.size(); ++i) {
+        write_slot(result, run[i]->slot, other);
+        guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
+          auto* load = builder.CreateLoad(
+              value_type(result.dtype),
+              access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+          load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          write_slot(result, run[i]->slot, load);
+        });
+      }
+    }
     builder.CreateBr(join);
     builder.SetInsertPoint(join);
   }
@@ -412,14 +448,11 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
   int vector_runs = 0;
   int widest = 0;
   // Sub-byte elements share bytes with their neighbours (of other threads and blocks): each is
-  // written into its aligned 32-bit word with two atomics that touch only its own bits.
+  // written into its aligned 32-bit word with two atomics that touch only its own bits; a 3-, 5-,
+  // 6- or 7-bit element that crosses into the next word writes its high bits there the same way.
   auto element_wise = [&](const Run& run) {
     for (const SlotEntry* entry : run) {
       if (!entry->primary) continue;
-      if (value.packed && bits != 1 && bits != 2 && bits != 4) {
-        unsupported(fmt::format("element-wise (masked or unaligned) stores of {} to global memory",
-                                value.dtype.name()));
-      }
       llvm::Value* element = read_slot(value, entry->slot);
       guarded(access.inside(*entry), [&] {
         llvm::Value* offset = access.element_offset(*entry);
@@ -431,14 +464,26 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
         llvm::Value* bit = builder.CreateMul(offset, const_i64(bits));
         llvm::Value* word_byte = builder.CreateShl(builder.CreateLShr(bit, 5), 2);
         llvm::Value* base = param_values[static_cast<size_t>(view.param)];
-        llvm::Value* word = builder.CreateInBoundsGEP(i8(), base, {word_byte});
-        llvm::Value* shift = builder.CreateTrunc(builder.CreateAnd(bit, 31), i32());
-        llvm::Value* mask = builder.CreateShl(const_i32((1 << bits) - 1), shift);
-        llvm::Value* code = builder.CreateShl(builder.CreateZExt(element, i32()), shift);
-        builder.CreateAtomicRMW(llvm::AtomicRMWInst::And, word, builder.CreateNot(mask),
-                                llvm::MaybeAlign(4), llvm::AtomicOrdering::Monotonic);
-        builder.CreateAtomicRMW(llvm::AtomicRMWInst::Or, word, code, llvm::MaybeAlign(4),
-                                llvm::AtomicOrdering::Monotonic);
+        // The element's bits and mask across two words (a 64-bit window from its first word).
+        llvm::Value* shift = builder.CreateAnd(bit, 31);
+        llvm::Value* mask = builder.CreateShl(const_i64((int64_t{1} << bits) - 1), shift);
+        llvm::Value* code = builder.CreateShl(builder.CreateZExt(element, i64()), shift);
+        auto write_part = [&](int part) {
+          llvm::Value* word = builder.CreateInBoundsGEP(
+              i8(), base, {builder.CreateAdd(word_byte, const_i64(4 * part))});
+          const auto down = static_cast<uint64_t>(32 * part);
+          llvm::Value* part_mask = builder.CreateTrunc(builder.CreateLShr(mask, down), i32());
+          llvm::Value* part_code = builder.CreateTrunc(builder.CreateLShr(code, down), i32());
+          builder.CreateAtomicRMW(llvm::AtomicRMWInst::And, word, builder.CreateNot(part_mask),
+                                  llvm::MaybeAlign(4), llvm::AtomicOrdering::Monotonic);
+          builder.CreateAtomicRMW(llvm::AtomicRMWInst::Or, word, part_code, llvm::MaybeAlign(4),
+                                  llvm::AtomicOrdering::Monotonic);
+        };
+        write_part(0);
+        if (32 % bits != 0) {
+          guarded(builder.CreateICmpUGT(builder.CreateAdd(shift, const_i64(bits)), const_i64(32)),
+                  [&] { write_part(1); });
+        }
       });
     }
   };
@@ -476,7 +521,21 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
           llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       builder.CreateBr(join);
       builder.SetInsertPoint(scalar_block);
-      element_wise(run);
+      if (value.packed) {
+        element_wise(run);
+      } else {
+        // Unit stride: element i of the run is at start + i.
+        llvm::Value* others = access.others_inside(run);
+        for (size_t i = 0; i < run.size(); ++i) {
+          llvm::Value* element = read_slot(value, run[i]->slot);
+          guarded(builder.CreateAnd(others, access.last_inside(*run[i])), [&] {
+            auto* element_store = builder.CreateStore(
+                element,
+                access.pointer(builder.CreateAdd(start, const_i64(static_cast<int64_t>(i)))));
+            element_store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
+          });
+        }
+      }
       builder.CreateBr(join);
       builder.SetInsertPoint(join);
     }
@@ -491,8 +550,12 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   const RegisterTensor& value = reg(instruction.value);
   const GlobalViewValues& view = views.at(instruction.destination.index);
   const DataType type = value.dtype;
+  // bf16: atom.add.noftz.bf16 on sm_90; below, LLVM expands the atomicrmw into a loop of 32-bit
+  // compare-and-swaps on the word that holds the element. Its sum rounds once from f32, which
+  // holds the sum of two bf16 values exactly enough (24 >= 2 * 8 + 2): the interpreter's one
+  // rounding of the exact sum.
   const bool supported = type == DataType::f32() || type == DataType::f64() ||
-                         type == DataType::f16() ||
+                         type == DataType::f16() || type == DataType::bf16() ||
                          (type.is_integer() && (type.bits() == 32 || type.bits() == 64));
   if (!supported) unsupported(fmt::format("atomic_add of {}", type.name()));
   GlobalAccess access{*this, view, {}, {}, *value.map, *value.thread, type.bits()};
@@ -517,6 +580,31 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
 // ---- shared memory ------------------------------------------------------------------------------
 
 namespace {
+
+// The code of one element of a packed (sub-byte) tile at `byte`, bit `within`: one byte, or two
+// where a 3-, 5-, 6- or 7-bit element crosses into the next (read only then: the next byte may
+// lie past the end of shared memory). Unswizzled tiles only: a swizzle may move the next byte.
+llvm::Value* load_packed_shared_element(KernelEmitter& e, llvm::Value* byte, llvm::Value* within,
+                                        int bits) {
+  llvm::IRBuilder<>& b = e.builder;
+  llvm::Value* low = b.CreateLoad(e.i8(), e.shared_pointer(byte));
+  if (8 % bits == 0) return b.CreateLShr(low, b.CreateTrunc(within, e.i8()));
+  llvm::Value* crosses = b.CreateICmpUGT(b.CreateAdd(within, e.const_i32(bits)), e.const_i32(8));
+  llvm::BasicBlock* before = b.GetInsertBlock();
+  llvm::BasicBlock* next_byte = e.new_block("load_next_byte");
+  llvm::BasicBlock* join = e.new_block("load_element_join");
+  b.CreateCondBr(crosses, next_byte, join);
+  b.SetInsertPoint(next_byte);
+  llvm::Value* next = b.CreateLoad(e.i8(), e.shared_pointer(b.CreateAdd(byte, e.const_i32(1))));
+  llvm::Value* high = b.CreateShl(b.CreateZExt(next, e.i32()), 8);
+  b.CreateBr(join);
+  b.SetInsertPoint(join);
+  llvm::PHINode* high_bits = b.CreatePHI(e.i32(), 2);
+  high_bits->addIncoming(e.const_i32(0), before);
+  high_bits->addIncoming(high, next_byte);
+  llvm::Value* both = b.CreateOr(b.CreateZExt(low, e.i32()), high_bits);
+  return b.CreateTrunc(b.CreateLShr(both, within), e.i8());
+}
 
 // Whether k elements starting at a run's first element are contiguous and k-aligned in the tile.
 bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_divisor) {
@@ -711,11 +799,11 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
     for (const SlotEntry* entry : run) {
       auto [byte, within] = tile_address(source, index_of(*entry));
       if (result.packed) {
-        if (bits != 1 && bits != 2 && bits != 4)
-          unsupported(fmt::format("element-wise shared loads of {}", result.dtype.name()));
-        llvm::Value* data = builder.CreateLoad(i8(), shared_pointer(byte));
-        write_slot(result, entry->slot,
-                   builder.CreateLShr(data, builder.CreateTrunc(within, i8())));
+        if (8 % bits != 0 && !source.swizzle.is_identity()) {
+          unsupported(fmt::format("element-wise shared loads of {} from a swizzled tile",
+                                  result.dtype.name()));
+        }
+        write_slot(result, entry->slot, load_packed_shared_element(*this, byte, within, bits));
       } else {
         auto* load = builder.CreateLoad(value_type(result.dtype), shared_pointer(byte));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
@@ -892,6 +980,42 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
     tile_divisors.push_back(divisor_of(offset));
   }
   const size_t rank = tile_offsets.size();
+  // Dimensions the program promises the box stays inside (checked by the interpreter): no
+  // bounds test, no zero fill, no element-wise fallback along them.
+  std::vector<bool> assumed_inside(rank, false);
+  for (int dim : instruction.in_bounds)
+    assumed_inside[static_cast<size_t>(dim)] = true;
+  // Whether the run's first element lies inside the view along every dimension but the last.
+  auto inside_leading_dims = [&](const Run& run) {
+    llvm::Value* inside = builder.getTrue();
+    for (size_t d = 0; d + 1 < rank; ++d) {
+      if (assumed_inside[d]) continue;
+      llvm::Value* index = access.index_i64(*run.front(), d);
+      inside =
+          builder.CreateAnd(inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                                      builder.CreateICmpSLT(index, view.shape[d])));
+    }
+    return inside;
+  };
+  // cp.async of `bytes` (4, 8, 16) from `global` to shared byte `shared_byte`, reading
+  // `source_bytes` and zero-filling the rest; the plain form when nothing is zero-filled.
+  auto cp_async = [&](int64_t bytes, llvm::Value* shared_byte, llvm::Value* global,
+                      llvm::Value* source_bytes) {
+    auto* constant = llvm::dyn_cast<llvm::ConstantInt>(source_bytes);
+    if (constant != nullptr && constant->getSExtValue() == bytes) {
+      const llvm::Intrinsic::ID id =
+          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16
+          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8
+                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4;
+      builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global});
+      return;
+    }
+    const llvm::Intrinsic::ID id =
+        bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
+        : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
+                     : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
+    builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global, source_bytes});
+  };
   const bool unit_stride = view.stride_exprs.back().as_int() == 1;
   const int64_t unit_bits =
       destination.swizzle.is_identity() ? 128 : destination.swizzle.unit_bytes() * 8;
@@ -957,44 +1081,38 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         }
         // The whole run is inside the view or outside it (zero-filled); a run cut by the end
         // of the last dimension cannot be zero-filled element by element, and traps.
-        llvm::Value* first = access.index_i64(*run.front(), rank - 1);
-        llvm::Value* others_inside = builder.getTrue();
-        for (size_t d = 0; d + 1 < rank; ++d) {
-          llvm::Value* index = access.index_i64(*run.front(), d);
-          others_inside = builder.CreateAnd(
-              others_inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                               builder.CreateICmpSLT(index, view.shape[d])));
+        llvm::Value* others_inside = inside_leading_dims(run);
+        llvm::Value* inside = others_inside;
+        if (!assumed_inside[rank - 1]) {
+          llvm::Value* first = access.index_i64(*run.front(), rank - 1);
+          llvm::Value* last_inside = builder.CreateAnd(
+              builder.CreateICmpSGE(first, const_i64(0)),
+              builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), view.shape[rank - 1]));
+          llvm::Value* last_outside = builder.CreateOr(
+              builder.CreateICmpSGE(first, view.shape[rank - 1]),
+              builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), const_i64(0)));
+          inside = builder.CreateAnd(others_inside, last_inside);
+          llvm::Value* cut = builder.CreateAnd(
+              others_inside, builder.CreateNot(builder.CreateOr(last_inside, last_outside)));
+          guarded(cut, [&] { builder.CreateIntrinsic(llvm::Intrinsic::trap, {}, {}); });
         }
-        llvm::Value* last_inside = builder.CreateAnd(
-            builder.CreateICmpSGE(first, const_i64(0)),
-            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), view.shape[rank - 1]));
-        llvm::Value* last_outside = builder.CreateOr(
-            builder.CreateICmpSGE(first, view.shape[rank - 1]),
-            builder.CreateICmpSLE(builder.CreateAdd(first, const_i64(k)), const_i64(0)));
-        llvm::Value* inside = builder.CreateAnd(others_inside, last_inside);
-        llvm::Value* cut = builder.CreateAnd(
-            others_inside, builder.CreateNot(builder.CreateOr(last_inside, last_outside)));
-        guarded(cut, [&] { builder.CreateIntrinsic(llvm::Intrinsic::trap, {}, {}); });
         llvm::Value* source_bytes = builder.CreateSelect(
             inside, const_i32(static_cast<int32_t>(piece_bytes)), const_i32(0));
         llvm::Value* global = access.pointer(access.element_offset(*run.front()));
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
-        const llvm::Intrinsic::ID piece_id =
-            piece_bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
-            : piece_bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
-                               : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
         for (int64_t at = 0; at < bytes; at += piece_bytes) {
-          builder.CreateIntrinsic(
-              piece_id, {},
-              {shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at)))),
-               builder.CreateInBoundsGEP(i8(), global, {const_i64(at)}), source_bytes});
+          cp_async(piece_bytes, builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at))),
+                   builder.CreateInBoundsGEP(i8(), global, {const_i64(at)}), source_bytes);
         }
         continue;
       }
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* first_last = access.index_i64(*run.front(), rank - 1);
-      llvm::Value* fast = builder.CreateICmpSGE(first_last, const_i64(0));
+      // A run starting before the view (negative index) or misaligned copies element-wise.
+      llvm::Value* fast = assumed_inside[rank - 1]
+                              ? builder.getTrue()
+                              : builder.CreateICmpSGE(first_last, const_i64(0));
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
@@ -1003,35 +1121,33 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
                              builder.CreateAnd(bit_offset, const_i64(7)));
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
+      if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
+      auto asynchronous = [&] {
+        // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
+        llvm::Value* inside_bytes = const_i32(static_cast<int32_t>(bytes));
+        if (!assumed_inside[rank - 1]) {
+          llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
+          left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
+          left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));
+          inside_bytes = builder.CreateTrunc(
+              builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32());
+        }
+        llvm::Value* source_bytes =
+            builder.CreateSelect(inside_leading_dims(run), inside_bytes, const_i32(0));
+        auto [byte, within] = tile_address(destination, tile_index(*run.front()));
+        (void)within;
+        cp_async(bytes, byte, access.pointer(start), source_bytes);
+      };
+      if (auto* always = llvm::dyn_cast<llvm::ConstantInt>(fast); always && always->isOne()) {
+        asynchronous();
+        continue;
+      }
       llvm::BasicBlock* async_block = new_block("cp_async");
       llvm::BasicBlock* sync_block = new_block("copy_elements");
       llvm::BasicBlock* join = new_block("copy_join");
       builder.CreateCondBr(fast, async_block, sync_block);
       builder.SetInsertPoint(async_block);
-      // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
-      llvm::Value* other_dims = builder.getTrue();
-      for (size_t d = 0; d + 1 < rank; ++d) {
-        llvm::Value* index = access.index_i64(*run.front(), d);
-        other_dims = builder.CreateAnd(
-            other_dims, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                          builder.CreateICmpSLT(index, view.shape[d])));
-      }
-      llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
-      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
-      left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));
-      llvm::Value* source_bytes = builder.CreateSelect(
-          other_dims,
-          builder.CreateTrunc(
-              builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32()),
-          const_i32(0));
-      auto [byte, within] = tile_address(destination, tile_index(*run.front()));
-      (void)within;
-      if (bytes != piece_bytes) unsupported(fmt::format("a cp.async of {} bytes", bytes));
-      const llvm::Intrinsic::ID id =
-          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
-          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
-                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
-      builder.CreateIntrinsic(id, {}, {shared_pointer(byte), access.pointer(start), source_bytes});
+      asynchronous();
       builder.CreateBr(join);
       builder.SetInsertPoint(sync_block);
       synchronous(run);

@@ -120,7 +120,8 @@ runtime::CacheKey compile_cache_key(const vm::Program& program, const codegen::T
   for (vm::TensorInfo& tensor : without_locations.tensors)
     tensor.location = {};
   const std::string flags =
-      fmt::format("assemble={} verbose={}", options.assemble, options.ptxas_verbose);
+      fmt::format("assemble={} verbose={} llvm={}", options.assemble, options.ptxas_verbose,
+                  codegen::to_string(options.llvm_pipeline));
   return runtime::CacheKey::of({vm::print(without_locations), target.name(), flags, build_id});
 }
 
@@ -134,6 +135,7 @@ codegen::CompiledKernel compile_cached(const vm::Program& program, const codegen
       kernel.target = target;
       kernel.program = program;
       vm::run_default_passes(kernel.program);
+      kernel.report.llvm_pipeline = options.llvm_pipeline;  // part of the key, not of the entry
       kernel.report.notes.push_back("loaded from the kernel cache: " + key.hex.substr(0, 16));
       return kernel;
     }

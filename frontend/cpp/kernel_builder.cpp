@@ -697,13 +697,14 @@ void KernelBuilder::store_shared(const Tensor& tile, const Scalars& offsets, con
 
 void KernelBuilder::copy_async(const Tensor& tile, const Scalars& tile_offsets, const Tensor& view,
                                const Scalars& view_offsets, const Shape& shape,
-                               const LayoutSpec& threads, Location location) {
+                               const LayoutSpec& threads, std::vector<int> in_bounds,
+                               Location location) {
   const vm::SourceLocation where = to_vm(location);
   check_open(where);
   check_scope(tile, "copy_async: destination", vm::Scope::Shared, where);
   check_scope(view, "copy_async: source", vm::Scope::Global, where);
   emit(vm::CopyAsync{tile.id_, resolve(tile_offsets, where), view.id_, resolve(view_offsets, where),
-                     shape, resolve(threads, where)},
+                     shape, resolve(threads, where), std::move(in_bounds)},
        where);
 }
 

@@ -206,10 +206,12 @@ class KernelBuilder {
   void store_shared(const Tensor& tile, const Scalars& offsets, const Tensor& value,
                     Location location = Location::current());
   // Copies the box `shape` from view[view_offsets…] to tile[tile_offsets…] asynchronously (zeros
-  // outside the view); `threads` optionally distributes it over the threads.
+  // outside the view); `threads` optionally distributes it over the threads. `in_bounds` lists
+  // the dimensions along which the box is promised to lie inside the view (vm::CopyAsync): the
+  // interpreter checks it, the GPU code skips those bounds checks.
   void copy_async(const Tensor& tile, const Scalars& tile_offsets, const Tensor& view,
                   const Scalars& view_offsets, const Shape& shape, const LayoutSpec& threads = {},
-                  Location location = Location::current());
+                  std::vector<int> in_bounds = {}, Location location = Location::current());
   void commit(Location location = Location::current());
   void wait(int pending, Location location = Location::current());
   void barrier(Location location = Location::current());

@@ -226,7 +226,7 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
                Catch::Contains("quant_gemm_decode configs[0]") && Catch::EndsWith("sm_90a"));
     CHECK(plan.sm == 90);
     CHECK(plan.is_ptx == 0);
-    CHECK(plan.grid[0] == 4096 / 64);
+    CHECK(plan.grid[0] == 4096 / 128);
     CHECK(plan.grid[1] == 1);
     CHECK(plan.grid[2] == 16);
     CHECK(plan.block[0] == 128);
@@ -271,9 +271,9 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
       CHECK_THAT(plan.variant, Catch::Contains("quant_gemm_prefill") && Catch::Contains(weight) &&
                                    Catch::Contains(activation));
       CHECK(plan.grid[0] == 4096 / 128);
-      CHECK(plan.grid[1] == 4096 / 64);
+      CHECK(plan.grid[1] == 4096 / 128);
       CHECK(plan.grid[2] == 1);
-      CHECK(plan.block[0] == 256);
+      CHECK(plan.block[0] == (w == NBL_DTYPE_I4 ? 128 : 256));  // u4: 4 warps, others 8
     }
     nbl_plan plan{};
     CHECK(quant_gemm_finish_plan(kOut, kA, 4096, NBL_DTYPE_BF16, &plan) == NBL_SUCCESS);
@@ -324,7 +324,7 @@ TEST_CASE("the quant dispatcher explains what no variant takes", "[aot][quant]")
     call = Call{};
     call.s_ptr = kS + 1;
     CHECK(plan_decode(call, plan) == NBL_ERROR_MISALIGNED_POINTER);
-    CHECK_THAT(last_error(), Catch::Contains("s = 0x7f0020000001 is not 2-byte aligned"));
+    CHECK_THAT(last_error(), Catch::Contains("s = 0x7f0020000001 is not 16-byte aligned"));
     CHECK_THAT(quant_kernels_explain(NBL_ERROR_MISALIGNED_POINTER), Catch::Contains("aligned"));
   }
 }
@@ -351,14 +351,16 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
       nibble::aot_examples::quant_gemm_config_of_variant(decode.variant);
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
-  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x64x64_w4_s16_u1");
-  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_64x128x64_w8_s1_u1");
+  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x128x64_w4_s16_u1");
+  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_128x128x64_w4_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.
   const std::vector<uint8_t> for_decode = examples::repack_weight(weight, decode_config);
   const std::vector<uint8_t> for_prefill = examples::repack_weight(weight, prefill_config);
   CHECK(for_decode.size() == for_prefill.size());
   CHECK(for_decode != for_prefill);
+  CHECK(examples::unpack_repacked(for_decode, k, n, decode_config) ==
+        examples::unpack_repacked(for_prefill, k, n, prefill_config));
   CHECK(examples::unpack_repacked(for_decode, k, n, decode_config) ==
         examples::unpack_repacked(for_prefill, k, n, prefill_config));
   CHECK_THROWS_WITH(nibble::aot_examples::quant_gemm_config_of_variant("quant_gemm_decode sm_80"),

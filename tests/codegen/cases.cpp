@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "examples/gemm.h"
 #include "examples/gemv_u4.h"
 #include "examples/softmax.h"
@@ -82,6 +84,69 @@ CodegenCase cast_case(DataType from, DataType to, int64_t rows, int64_t n, doubl
   c.program = b.finish();
   c.name = c.program.name;
   c.arguments = {input(from, n, lo, hi), output(to, n), n};
+  return c;
+}
+
+// out = cast(bitcast(x)): random codes of an unsigned integer read as a 16- or 32-bit float, so
+// that every kind of input (NaN, inf, subnormals, overflow) reaches the cast.
+CodegenCase cast_bits_case(DataType real, DataType to, int64_t n) {
+  const DataType bits = DataType::uint(real.bits());
+  KernelBuilder b(fmt::format("cast_bits_{}_{}", real.name(), to.name()));
+  Pointer x = b.pointer("x", bits);
+  Pointer y = b.pointer("y", to);
+  Expr count = b.scalar("n", i32, 64);
+  const int64_t rows = 4;
+  b.launch({cdiv(count, rows * 64)}, 4);
+  Expr row = b.let("row", b.block_id(0) * rows);
+  Tensor codes = b.load(b.view(x, {count / 64, 64}), {row, 0}, {rows, 64});
+  Tensor values = b.bitcast(codes, real, {rows, 64});
+  b.store(b.view(y, {count / 64, 64}), {row, 0}, b.cast(values, to));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(bits, n, 0, std::ldexp(1.0, real.bits())), output(to, n), n};
+  return c;
+}
+
+// out = cast(x) over n elements in blocks of 256 with the tail masked: the masked elements of a
+// 3-, 5-, 6- or 7-bit type are written one by one into the words they share with other blocks'
+// elements (and cross word boundaries).
+CodegenCase tail_store_case(DataType to, int64_t n, double lo, double hi) {
+  KernelBuilder b(fmt::format("store_tail_{}", to.name()));
+  Pointer x = b.pointer("x", f32);
+  Pointer y = b.pointer("y", to);
+  Expr size = b.scalar("n");
+  const int64_t block = 256;
+  b.launch({cdiv(size, block)}, 4);
+  Expr start = b.let("start", b.block_id(0) * block);
+  Tensor values = b.cast(b.load(b.view(x, {size}), {start}, {block}), to);
+  b.store(b.view(y, {size}), {start}, values);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f32, n, lo, hi), output(to, n), n};
+  return c;
+}
+
+// A packed tile of 6-bit elements in shared memory (filled by cp.async, whole words), read back
+// from an odd column: element by element, some elements crossing a byte boundary.
+CodegenCase shared_odd_width_case(DataType type) {
+  KernelBuilder b(fmt::format("shared_elements_{}", type.name()));
+  Pointer x = b.pointer("x", type);
+  Pointer y = b.pointer("y", f32);
+  b.launch({1}, 4);
+  Tensor tile = b.alloc_shared({16, 64}, type, "tile");
+  // One 48-byte row per thread: cp.async moves whole 16-byte pieces, no two threads share a byte.
+  b.copy_async(tile, {0, 0}, b.view(x, {16, 64}), {0, 0}, {16, 64}, "S[(16,64):(1@lane,1@reg)]");
+  b.commit();
+  b.wait(0);
+  b.barrier();
+  Tensor part = b.load_shared(tile, {0, 3}, {16, 32}, "part");
+  b.store(b.view(y, {16, 32}), {0, 0}, b.cast(part, f32));
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(type, 16 * 64, -30, 30), output(f32, 16 * 32)};
   return c;
 }
 
@@ -327,6 +392,44 @@ CodegenCase atomic_case() {
   return c;
 }
 
+// atomic_add of bf16 from every block into one row: small integers onto 2.0 (the inputs encode
+// to exactly 2.0), so that the sums are exact in any order.
+CodegenCase atomic_bf16_case() {
+  KernelBuilder b("atomic_add_bf16");
+  Pointer x = b.pointer("x", i8);
+  Pointer y = b.pointer("y", bf16);
+  b.launch({8}, 2);
+  Tensor X = b.view(x, {8, 64});
+  Tensor values = b.cast(b.load(X, {b.block_id(0), 0}, {1, 64}), bf16);
+  b.atomic_add(b.view(y, {1, 64}), {0, 0}, values);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(i8, 8 * 64, -4, 4), input(bf16, 64, 2, 2.001)};
+  return c;
+}
+
+// print of a scalar, a global view and a register tile (through vprintf), next to a store whose
+// result is compared: printing must not disturb the kernel.
+CodegenCase print_case() {
+  KernelBuilder b("print_tile");
+  Pointer x = b.pointer("x", f32);
+  Pointer y = b.pointer("y", f32);
+  b.launch({2}, 1);
+  Tensor X = b.view(x, {2, 8});
+  Tensor tile = b.load(X, {b.block_id(0), 0}, {1, 8});
+  b.print("row", b.block_id(0) * 8);
+  b.print("x", X);
+  b.print("tile", tile);
+  b.print("codes", b.cast(tile, i8));
+  b.store(b.view(y, {2, 8}), {b.block_id(0), 0}, tile + tile);
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = {input(f32, 16), output(f32, 16)};
+  return c;
+}
+
 // Control flow: a while loop with break and an if, scalars updated by assign.
 CodegenCase control_case() {
   KernelBuilder b("control_flow");
@@ -438,6 +541,9 @@ std::vector<CodegenCase> codegen_cases() {
   }
   cases.push_back(elementwise_case(ElementwiseOp::Add, bf16, 600));
   cases.push_back(elementwise_case(ElementwiseOp::Add, i8, 600, -128, 128));
+  // Arithmetic on small floats: exact in f32, then one rounding into the type (as the interpreter).
+  cases.push_back(elementwise_case(ElementwiseOp::Add, f8e4m3, 600));
+  cases.push_back(elementwise_case(ElementwiseOp::Mul, f8e5m2, 600));
   // Casts.
   cases.push_back(cast_case(f32, f16, 4, 64 * 20, -70000, 70000));
   cases.push_back(cast_case(f16, f32, 4, 64 * 20, -100, 100));
@@ -451,6 +557,27 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(cast_case(f8e5m2, f32, 4, 64 * 16, 0, 256));
   cases.push_back(cast_case(u8, f32, 4, 64 * 16, 0, 256));
   cases.push_back(cast_case(i32, i8, 4, 64 * 16, -1000, 1000));
+  // Casts into small floats (bit-exact with dtypes::encode; the CPU test test_small_float_cast
+  // checks the same IR over every code).
+  cases.push_back(cast_case(f32, f8e4m3, 4, 64 * 16, -600, 600));
+  cases.push_back(cast_case(f16, f8e5m2, 4, 64 * 16, -70000, 70000));
+  cases.push_back(cast_case(bf16, DataType::parse("f6e3m2"), 4, 64 * 16, -40, 40));
+  cases.push_back(cast_case(f32, DataType::parse("f6e2m3"), 4, 64 * 16, -10, 10));
+  cases.push_back(cast_case(f16, DataType::parse("f4e2m1"), 8, 64 * 16, -8, 8));
+  cases.push_back(cast_case(f8e4m3, DataType::parse("f4e2m1"), 8, 64 * 16, -10, 10));
+  cases.push_back(cast_case(i8, f8e4m3, 4, 64 * 16, -128, 128));
+  cases.push_back(cast_case(f32, DataType::floating(2, 2), 8, 64 * 16, -8, 8));
+  cases.push_back(cast_bits_case(f16, f8e5m2, 64 * 32));
+  cases.push_back(cast_bits_case(f32, f8e4m3, 64 * 32));
+  cases.push_back(cast_bits_case(bf16, f8e4m3, 64 * 32));
+  // Element-wise stores and shared loads of the widths that do not divide 32.
+  // (n * bits a multiple of 32: the buffer ends on a whole word, so that the word atomics of the
+  // last elements stay inside the allocation for compute-sanitizer.)
+  cases.push_back(tail_store_case(DataType::parse("f6e3m2"), 944, -40, 40));
+  cases.push_back(tail_store_case(DataType::uint(3), 800, -2, 10));
+  cases.push_back(tail_store_case(DataType::floating(2, 2), 928, -8, 8));
+  cases.push_back(tail_store_case(DataType::sint(7), 992, -70, 70));
+  cases.push_back(shared_odd_width_case(DataType::parse("f6e3m2")));
   // Reductions.
   for (int axis : {0, 1}) {
     cases.push_back(reduce_case(vm::ReduceOp::Sum, axis, f32));
@@ -474,6 +601,8 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(shuffle_case(vm::ShuffleMode::Down, 3));
   cases.push_back(shuffle_case(vm::ShuffleMode::Up, 5));
   cases.push_back(atomic_case());
+  cases.push_back(atomic_bf16_case());
+  cases.push_back(print_case());
   cases.push_back(control_case());
   return cases;
 }

@@ -98,7 +98,10 @@ TEST_CASE("every codegen case compiles, verifies, assembles, and does not spill"
       INFO(kernel.report.ptxas_log);
       CHECK(kernel.report.spill_store_bytes == 0);
       CHECK(kernel.report.spill_load_bytes == 0);
-      CHECK(kernel.report.stack_frame_bytes == 0);
+      // vprintf takes its arguments in a local buffer: only a kernel that prints has a stack.
+      if (kernel.ptx.find("vprintf") == std::string::npos) {
+        CHECK(kernel.report.stack_frame_bytes == 0);
+      }
     }
   }
 }
@@ -117,7 +120,7 @@ TEST_CASE("compile reports stages, parameters and launch shape", "[codegen]") {
   CHECK(kernel.report.optimize_ms > 0);
   CHECK(kernel.report.emit_ms > 0);
   // Compile latency is measured by bench/bench_compile on the GPU machine, not asserted here.
-  CHECK(codegen::to_string(kernel.report).find("O3") != std::string::npos);
+  CHECK(codegen::to_string(kernel.report).find("opt (lean)") != std::string::npos);
 }
 
 TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stays SIMT",
@@ -324,14 +327,13 @@ TEST_CASE("row reductions within a warp go through warp shuffles", "[codegen]") 
 
 TEST_CASE("unsupported instructions name the kernel, the instruction and the line", "[codegen]") {
   dsl::KernelBuilder b("prints");
-  dsl::Pointer x = b.pointer("x", dsl::f32);
   b.launch({1}, 1);
-  dsl::Tensor tile = b.load(b.view(x, {32}), {0}, {32});
-  b.print("tile", tile);
+  dsl::Tensor tile = b.alloc_shared({32}, dsl::f32, "tile");
+  b.print("tile", tile);  // of a shared tensor: the interpreter's only
   const vm::Program program = b.finish();
   try {
     codegen::compile(program, codegen::Target::parse("sm_80"));
-    FAIL("print compiled");
+    FAIL("print of a shared tensor compiled");
   } catch (const codegen::CodegenError& error) {
     const std::string message = error.what();
     CHECK(message.find("'prints'") != std::string::npos);

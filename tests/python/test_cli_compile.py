@@ -15,7 +15,7 @@ def vector_add_file(nibble_cli, tmp_path):
 def test_report_and_ptx(nibble_cli, vector_add_file):
     report = nibble_cli("compile", vector_add_file).stdout
     assert "kernel vector_add for sm_90a: 128 threads per block" in report
-    assert "spills 0/0 bytes" in report and "O3" in report
+    assert "spills 0/0 bytes" in report and "opt (" in report
     ptx = nibble_cli("compile", vector_add_file, "--target", "sm_80", "--emit", "ptx").stdout
     assert ".target sm_80" in ptx and ".entry vector_add" in ptx
     assert "ld.global.nc.v4.f32" in ptx or "ld.global.v4.f32" in ptx  # 16-byte vector loads

@@ -568,8 +568,8 @@ TEST_CASE("a tiled f16 GEMM through shared memory matches the reference", "[inte
   k.add(AllocRegister{acc, 0.0});
   const Expr kk = k.var("k");
   ForStmt loop{kk, c(0), c(K), c(KT), {}, 0};
-  k.add(CopyAsync{sa, at({0, 0}), ga, {row, kk}, {T, KT}, std::nullopt}, &loop.body);
-  k.add(CopyAsync{sb, at({0, 0}), gb, {kk, col}, {KT, T}, std::nullopt}, &loop.body);
+  k.add(CopyAsync{sa, at({0, 0}), ga, {row, kk}, {T, KT}, std::nullopt, {}}, &loop.body);
+  k.add(CopyAsync{sb, at({0, 0}), gb, {kk, col}, {KT, T}, std::nullopt, {}}, &loop.body);
   k.add(CommitGroup{}, &loop.body);
   k.add(WaitGroup{0}, &loop.body);
   k.add(Barrier{}, &loop.body);

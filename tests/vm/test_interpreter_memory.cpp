@@ -202,9 +202,9 @@ TEST_CASE("copy_async lands at wait_group; groups complete oldest first; zero fi
   const TensorId s1 = k.shared("s1", f16, {8, 32});
   const TensorId r0 = k.registers("r0", f16, {8, 32});
   const TensorId r1 = k.registers("r1", f16, {8, 32});
-  k.add(CopyAsync{s0, at({0, 0}), src, at({0, 0}), {8, 32}, std::nullopt});
+  k.add(CopyAsync{s0, at({0, 0}), src, at({0, 0}), {8, 32}, std::nullopt, {}});
   k.add(CommitGroup{});
-  k.add(CopyAsync{s1, at({0, 0}), src, at({8, 0}), {8, 32}, std::nullopt});
+  k.add(CopyAsync{s1, at({0, 0}), src, at({8, 0}), {8, 32}, std::nullopt, {}});
   k.add(CommitGroup{});
   k.add(WaitGroup{1});  // s0 has landed, s1 may not have
   k.add(Barrier{});
@@ -238,7 +238,7 @@ TEST_CASE("copy_async into a tile, with a loop that reuses it behind barriers", 
         k.registers("r", f32, {8, 16}, "S[(8,4,4):(4@lane,1@lane,1@reg)] + R[4:1@warp]");
     const Expr i = k.var("i");
     ForStmt loop{i, c(0), c(5), c(1), {}, 0};
-    k.add(CopyAsync{stage, at({0, 0}), src, {i * 8, c(0)}, {8, 16}, std::nullopt}, &loop.body);
+    k.add(CopyAsync{stage, at({0, 0}), src, {i * 8, c(0)}, {8, 16}, std::nullopt, {}}, &loop.body);
     k.add(CommitGroup{}, &loop.body);
     k.add(WaitGroup{0}, &loop.body);
     k.add(Barrier{}, &loop.body);
@@ -269,9 +269,10 @@ TEST_CASE("reading what a copy_async has not delivered is an error", "[interpret
   const TensorId s0 = k.shared("s0", f32, {8, 16});
   const TensorId s1 = k.shared("s1", f32, {8, 16});
   const TensorId r = k.registers("r", f32, {8, 16});
-  const int copy_line = k.add(CopyAsync{s1, at({0, 0}), src, at({8, 0}), {8, 16}, std::nullopt});
+  const int copy_line =
+      k.add(CopyAsync{s1, at({0, 0}), src, at({8, 0}), {8, 16}, std::nullopt, {}});
   k.add(CommitGroup{});
-  k.add(CopyAsync{s0, at({0, 0}), src, at({0, 0}), {8, 16}, std::nullopt});
+  k.add(CopyAsync{s0, at({0, 0}), src, at({0, 0}), {8, 16}, std::nullopt, {}});
   k.add(CommitGroup{});
   k.add(WaitGroup{1});  // only the first group (s1) is complete
   k.add(Barrier{});
@@ -292,11 +293,40 @@ TEST_CASE("reading what a copy_async has not delivered is an error", "[interpret
   const TensorId g = u.global("g", p, {c(8), c(16)});
   const TensorId t = u.shared("t", f32, {8, 16});
   const TensorId v = u.registers("v", f32, {8, 16});
-  u.add(CopyAsync{t, at({0, 0}), g, at({0, 0}), {8, 16}, std::nullopt});
+  u.add(CopyAsync{t, at({0, 0}), g, at({0, 0}), {8, 16}, std::nullopt, {}});
   u.add(WaitGroup{0});
   u.add(Barrier{});
   u.add(LoadShared{v, t, at({0, 0})});
   CHECK_THROWS_WITH(run(u.program, {buffer_of(input)}), Catch::Contains("before wait_group"));
+}
+
+TEST_CASE("copy_async: dimensions declared in bounds are checked", "[interpreter][errors]") {
+  // src has 13 rows: a box of rows 8..15 leaves it along dimension 0 but not along 1.
+  const auto program = [](std::vector<int> in_bounds) {
+    Kernel k("in_bounds");
+    const int in = k.pointer("in", f16);
+    const int out = k.pointer("out", f16);
+    const TensorId src = k.global("src", in, {c(13), c(32)});
+    const TensorId dst = k.global("dst", out, {c(8), c(32)});
+    const TensorId tile = k.shared("tile", f16, {8, 32});
+    const TensorId r = k.registers("r", f16, {8, 32});
+    k.add(CopyAsync{tile, at({0, 0}), src, at({8, 0}), {8, 32}, std::nullopt, in_bounds});
+    k.add(CommitGroup{});
+    k.add(WaitGroup{0});
+    k.add(Barrier{});
+    k.add(LoadShared{r, tile, at({0, 0})});
+    k.add(StoreGlobal{dst, at({0, 0}), r});
+    return k.program;
+  };
+  std::vector<uint16_t> input(13 * 32, f16_bits(1.5));
+  std::vector<uint16_t> output(8 * 32, f16_bits(42.0));
+  run(program({1}), {buffer_of(input), buffer_of(output)});
+  for (size_t i = 0; i < output.size(); ++i)
+    CHECK(output[i] == (i < 5 * 32 ? f16_bits(1.5) : uint16_t{0}));  // rows past 12 zero-filled
+  CHECK_THROWS_WITH(run(program({0, 1}), {buffer_of(input), buffer_of(output)}),
+                    Catch::Contains("copy_async declares dimension 0 in bounds") &&
+                        Catch::Contains("element [13,0]") &&
+                        Catch::Contains("extent there is 13"));
 }
 
 TEST_CASE("a missing barrier between threads that share bytes is a race", "[interpreter][errors]") {
@@ -357,7 +387,7 @@ TEST_CASE("a missing barrier between threads that share bytes is a race", "[inte
   const TensorId g = ca.global("g", p, {c(8), c(32)});
   const TensorId t = ca.shared("t", f32, {8, 32});
   const TensorId v = ca.registers("v", f32, {8, 32}, cols);
-  ca.add(CopyAsync{t, at({0, 0}), g, at({0, 0}), {8, 32}, std::nullopt});
+  ca.add(CopyAsync{t, at({0, 0}), g, at({0, 0}), {8, 32}, std::nullopt, {}});
   ca.add(CommitGroup{});
   ca.add(WaitGroup{0});
   ca.add(LoadShared{v, t, at({0, 0})});

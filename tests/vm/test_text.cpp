@@ -186,8 +186,8 @@ Program tiled_gemm() {
 
   Body loop;
   const Layout threads = Layout::parse("S[(64,4):(4@thread,1@reg)]");
-  loop.push_back(statement(CopyAsync{As, {c(0), c(0)}, A, {m0, k0}, {64, 32}, threads}));
-  loop.push_back(statement(CopyAsync{Bs, {c(0), c(0)}, B, {k0, n0}, {32, 64}, std::nullopt}));
+  loop.push_back(statement(CopyAsync{As, {c(0), c(0)}, A, {m0, k0}, {64, 32}, threads, {}}));
+  loop.push_back(statement(CopyAsync{Bs, {c(0), c(0)}, B, {k0, n0}, {32, 64}, std::nullopt, {0}}));
   loop.push_back(statement(CommitGroup{}));
   loop.push_back(statement(WaitGroup{0}));
   loop.push_back(statement(Barrier{}));

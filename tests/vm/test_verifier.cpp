@@ -10,6 +10,8 @@
 
 using namespace nibble::vm;
 using Catch::Contains;
+using nibble::vm::interp_test::at;
+using nibble::vm::interp_test::c;
 using nibble::vm::interp_test::Kernel;
 
 namespace {
@@ -232,6 +234,22 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
     s.add(WaitGroup{-1});
     CHECK_THAT(only_error(s.program), Contains("wait_group: -1 pending groups is negative"));
   }
+}
+
+TEST_CASE("verifier: copy_async in_bounds dimensions", "[vm][verifier][errors]") {
+  const auto with_in_bounds = [](std::vector<int> dims) {
+    Kernel k("copy");
+    const int in = k.pointer("in", f16);
+    const TensorId src = k.global("src", in, {c(16), c(32)});
+    const TensorId tile = k.shared("tile", f16, {16, 32});
+    k.add(CopyAsync{tile, at({0, 0}), src, at({0, 0}), {16, 32}, std::nullopt, std::move(dims)});
+    return k.program;
+  };
+  CHECK(verify(with_in_bounds({1, 0})).empty());
+  CHECK_THAT(only_error(with_in_bounds({2})),
+             Contains("copy_async: in_bounds dimension 2 is not one of the box's 2 dimensions"));
+  CHECK_THAT(only_error(with_in_bounds({1, 1})),
+             Contains("copy_async: in_bounds lists dimension 1 twice"));
 }
 
 TEST_CASE("verifier: data and compute instructions", "[vm][verifier][errors]") {

@@ -207,6 +207,16 @@ void execute(Block& block, const CopyAsync& instruction) {
   const int64_t issue = block.copy_issues++;
   for (int64_t x = 0; x < size; ++x) {
     const std::vector<int64_t> from = shifted(source_offsets, x, box);
+    for (int dim : instruction.in_bounds) {
+      const auto d = static_cast<size_t>(dim);
+      if (from[d] < 0 || from[d] >= view.shape[d]) {
+        block.fail(fmt::format(
+            "copy_async declares dimension {} in bounds, but element {} of the box reads index "
+            "{} of {}, whose extent there is {}",
+            dim, layout::shape_to_string(from), from[d], block.info(instruction.source).name,
+            view.shape[d]));
+      }
+    }
     AsyncWrite write;
     write.statement = block.current;
     write.issue = issue;

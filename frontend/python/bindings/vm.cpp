@@ -276,11 +276,16 @@ void bind_instructions(py::module_& module) {
       .def_static(
           "copy_async",
           [](int destination, Offsets destination_offsets, int source, Offsets source_offsets,
-             layout::Shape shape, std::optional<layout::Layout> threads) {
+             layout::Shape shape, std::optional<layout::Layout> threads,
+             std::vector<int> in_bounds) {
             return InstructionBox{vm::CopyAsync{id(destination), std::move(destination_offsets),
                                                 id(source), std::move(source_offsets),
-                                                std::move(shape), std::move(threads)}};
-          })
+                                                std::move(shape), std::move(threads),
+                                                std::move(in_bounds)}};
+          },
+          py::arg("destination"), py::arg("destination_offsets"), py::arg("source"),
+          py::arg("source_offsets"), py::arg("shape"), py::arg("threads") = std::nullopt,
+          py::arg("in_bounds") = std::vector<int>{})
       .def_static("commit_group", [] { return InstructionBox{vm::CommitGroup{}}; })
       .def_static("wait_group", [](int pending) { return InstructionBox{vm::WaitGroup{pending}}; })
       .def_static("barrier", [] { return InstructionBox{vm::Barrier{}}; })

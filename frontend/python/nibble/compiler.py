@@ -1370,7 +1370,7 @@ class KernelCompiler:
         self.builder.emit("atomic_add", self.location(), box.tensor.index,
                           self.to_exprs(box.offsets), value.index)
 
-    def builtin_copy_async(self, destination, source, threads=None):
+    def builtin_copy_async(self, destination, source, threads=None, in_bounds=()):
         destination = self.box_of(destination, None, None, "copy_async: the destination")
         source = self.box_of(source, None, None, "copy_async: the source")
         if destination.tensor.scope != _core.Scope.Shared:
@@ -1383,9 +1383,15 @@ class KernelCompiler:
         if any(e is None for e in shape):
             raise self.error("copy_async: the extents of the copied box must be known")
         self._check_box_extents(destination, shape, "copy_async")
+        if isinstance(in_bounds, int):
+            in_bounds = (in_bounds,)
+        if not all(isinstance(d, int) and 0 <= d < len(shape) for d in in_bounds):
+            raise self.error(f"copy_async: in_bounds lists dimensions of the box (0 to "
+                             f"{len(shape) - 1}), not {in_bounds!r}")
         self.builder.emit("copy_async", self.location(), destination.tensor.index,
                           self.to_exprs(destination.offsets), source.tensor.index,
-                          self.to_exprs(source.offsets), shape, as_core_layout(threads))
+                          self.to_exprs(source.offsets), shape, as_core_layout(threads),
+                          list(in_bounds))
 
     def builtin_commit(self):
         self.builder.emit("commit_group", self.location())

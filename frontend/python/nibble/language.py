@@ -130,10 +130,12 @@ def store(tile, value):
 
 
 @_builtin("copy_async")
-def copy_async(destination, source, threads=None):
+def copy_async(destination, source, threads=None, in_bounds=()):
     """Copies a box of a global tensor into a shared tile asynchronously:
     `nb.copy_async(As[0:bm, :], A[m0:m0+bm, k0:k0+bk])`. Complete it with nb.commit(),
-    nb.wait(n) and nb.barrier()."""
+    nb.wait(n) and nb.barrier(). Elements outside the source are zero-filled; `in_bounds`
+    lists dimensions along which the box is promised to lie inside the source (the
+    interpreter checks the promise, the GPU code skips those bounds checks)."""
 
 
 @_builtin("commit")
