@@ -261,3 +261,26 @@ def test_multiple_of_is_checked_at_launch():
 
     with pytest.raises(ValueError, match=r"parameter 'k' must be a multiple of 16"):
         nb.interpret(aligned)(np.zeros(4, np.float32), 20)
+
+
+def test_copy_async_in_bounds_promise_is_checked():
+    @nb.jit
+    def rows(x: nb.ptr[f32], out: nb.ptr[f32], start: int,
+             promise: nb.constexpr = (1,)):
+        nb.launch(grid=1, warps=1)
+        X, OUT = nb.view(x, [6, 32]), nb.view(out, [4, 32])
+        tile = nb.shared([4, 32], f32)
+        nb.copy_async(tile[:, :], X[start:start + 4, :], in_bounds=promise)
+        nb.commit()
+        nb.wait(0)
+        nb.barrier()
+        nb.store(OUT[:, :], nb.load(tile[:, :]))
+
+    x = np.arange(6 * 32, dtype=np.float32).reshape(6, 32)
+    out = np.full((4, 32), -1, dtype=np.float32)
+    nb.interpret(rows)(x, out, 4)  # rows 6 and 7 lie outside x along dimension 0: zero-filled
+    np.testing.assert_array_equal(out, np.vstack([x[4:6], np.zeros((2, 32), np.float32)]))
+    with pytest.raises(nb.InterpreterError, match=r"copy_async declares dimension 0 in bounds"):
+        nb.interpret(rows)(x, out, 4, promise=(0, 1))
+    with pytest.raises(nb.CompileError, match=r"in_bounds lists dimensions of the box"):
+        rows.specialize(promise=(2,))
