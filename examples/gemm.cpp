@@ -20,7 +20,10 @@ vm::Program gemm(const GemmConfig& config) {
   Pointer c = kb.pointer("c", f16);
   Expr m = kb.scalar("m");
   Expr n = kb.scalar("n");
-  Expr k = kb.scalar("k");
+  // K is a multiple of block_k (checked at launch): every k step copies whole tiles, so the
+  // copies declare their k dimension in bounds and the GPU code drops its bounds tests and
+  // element-wise fallbacks there (and A's rows are aligned for 16-byte cp.async).
+  Expr k = kb.scalar("k", i32, bk);
   kb.launch({cdiv(n, bn), cdiv(m, bm)}, config.warps);
 
   Tensor A = kb.view(a, {m, k}, "A");
@@ -33,15 +36,19 @@ vm::Program gemm(const GemmConfig& config) {
   // of b_tiles.
   Tensor a_tiles = kb.alloc_shared({stages * bm, bk}, f16, "a_tiles", config.swizzle);
   Tensor b_tiles = kb.alloc_shared({stages * bk, bn}, f16, "b_tiles", config.swizzle);
+  // Callers copy only steps that start before K: the step's k range is then inside the matrices.
   auto copy_step = [&](const Scalar& k_start, const Scalar& a_row, const Scalar& b_row) {
-    kb.copy_async(a_tiles, {a_row, 0}, A, {m0, k_start}, {bm, bk});
-    kb.copy_async(b_tiles, {b_row, 0}, B, {k_start, n0}, {bk, bn});
+    kb.copy_async(a_tiles, {a_row, 0}, A, {m0, k_start}, {bm, bk}, {}, {1});
+    kb.copy_async(b_tiles, {b_row, 0}, B, {k_start, n0}, {bk, bn}, {}, {0});
   };
 
   Tensor acc = kb.zeros({bm, bn}, f32, "acc");
-  // Prologue: the first stages - 1 steps (zero-filled where K is shorter).
+  // Prologue: the first stages - 1 steps (those past K are never read: their groups are empty).
   for (int64_t step = 0; step + 1 < stages; ++step) {
-    copy_step(step * bk, step * bm, step * bk);
+    {
+      auto inside = kb.if_(step * bk < k);
+      copy_step(step * bk, step * bm, step * bk);
+    }
     kb.commit();
   }
   {

@@ -6,8 +6,10 @@
 // registers and multiplied into the accumulator. With `stages` > 1 the shared tiles form a ring
 // of that many slots and the copies run stages - 1 steps ahead of the math (software
 // pipelining): every step commits one group (empty near the end), so wait_group(stages - 1)
-// leaves exactly the groups of the steps ahead in flight. Copies zero-fill outside the matrices
-// and the store is masked, so M, N and K are arbitrary.
+// leaves exactly the groups of the steps ahead in flight. K must be a multiple of block_k (the
+// scalar's divisor, checked at launch): the copies declare their k dimension in bounds, which
+// leaves them no bounds tests or element-wise fallbacks along k. Copies zero-fill past M and N
+// and the store is masked, so M and N are arbitrary.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +28,7 @@ struct GemmConfig {
   layout::Swizzle swizzle = layout::Swizzle::none();  // of both shared tiles
 };
 
-// Parameters: a, b, c (pointers to f16), m, n, k (i32).
+// Parameters: a, b, c (pointers to f16), m, n, k (i32; k a multiple of block_k).
 vm::Program gemm(const GemmConfig& config = {});
 
 }  // namespace nibble::examples

@@ -765,8 +765,11 @@ std::optional<MmaTiling> mma_tiling(const vm::Program& program, const Target& ta
 void assign_mma_layouts(vm::Program& program, const Target& target) {
   std::set<int> bitwise;  // read or written bit for bit by view or shuffle
   std::vector<std::pair<vm::Dot, MmaTiling>> dots;
+  std::vector<vm::Cast> casts;
   for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
-    if (const auto* view = std::get_if<vm::View>(&instruction)) {
+    if (const auto* cast = std::get_if<vm::Cast>(&instruction)) {
+      casts.push_back(*cast);
+    } else if (const auto* view = std::get_if<vm::View>(&instruction)) {
       bitwise.insert(view->source.index);
       bitwise.insert(view->result.index);
     } else if (const auto* shuffle = std::get_if<vm::Shuffle>(&instruction)) {
@@ -786,10 +789,39 @@ void assign_mma_layouts(vm::Program& program, const Target& target) {
     wanted[dot.b.index].push_back(tiling.b_layout());
     wanted[dot.accumulator.index].push_back(tiling.c_layout());
   }
+  std::map<int, std::optional<layout::Layout>>
+      before;  // the layouts the passes gave the retyped tensors
   for (const auto& [index, layouts] : wanted) {
     if (std::all_of(layouts.begin(), layouts.end(),
                     [&](const layout::Layout& l) { return l == layouts.front(); })) {
-      program.tensors[static_cast<size_t>(index)].type.layout = layouts.front();
+      std::optional<layout::Layout>& current =
+          program.tensors[static_cast<size_t>(index)].type.layout;
+      if (current == layouts.front()) continue;
+      before.emplace(index, current);
+      current = layouts.front();
+    }
+  }
+  // A cast of a retyped accumulator (the epilogue's f32 -> f16) whose result had the
+  // accumulator's old layout (layout inference copies it: no data movement) follows it into the
+  // fragment layout. Otherwise the cast would move the whole tile between threads (through
+  // shared memory) only for the store after it; in fragments, each thread stores its pairs of
+  // consecutive columns directly. Chains of casts follow in program order.
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    for (const vm::Cast& cast : casts) {
+      const auto source = before.find(cast.source.index);
+      if (source == before.end() || before.contains(cast.result.index)) continue;
+      if (bitwise.contains(cast.result.index) || wanted.contains(cast.result.index)) continue;
+      vm::TensorType& result = program.tensors[static_cast<size_t>(cast.result.index)].type;
+      const vm::TensorType& from = program.tensors[static_cast<size_t>(cast.source.index)].type;
+      if (result.scope != vm::Scope::Register || result.shape != from.shape ||
+          result.layout != source->second) {
+        continue;
+      }
+      before.emplace(cast.result.index, result.layout);
+      result.layout = from.layout;
+      changed = true;
     }
   }
 }

@@ -1038,7 +1038,16 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       }
       llvm::Value* slot = prologue.CreateAlloca(value_type(dtype));
       builder.CreateStore(llvm::Constant::getNullValue(value_type(dtype)), slot);
-      guarded(access.inside(*entry), [&] {
+      // Only the dimensions not declared in bounds are tested.
+      llvm::Value* inside = builder.getTrue();
+      for (size_t d = 0; d < rank; ++d) {
+        if (assumed_inside[d]) continue;
+        llvm::Value* index = access.index_i64(*entry, d);
+        inside = builder.CreateAnd(inside,
+                                   builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                                     builder.CreateICmpSLT(index, view.shape[d])));
+      }
+      guarded(inside, [&] {
         auto* load =
             builder.CreateLoad(value_type(dtype), access.pointer(access.element_offset(*entry)));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));

@@ -164,19 +164,19 @@ TEST_CASE("the gemm's grid and shared memory come from the program", "[aot][disp
   nbl_plan plan{};
   {
     Device device(90);
-    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 72, &plan) == NBL_SUCCESS);
+    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 96, &plan) == NBL_SUCCESS);
     CHECK(plan.sm == 90);
     CHECK((plan.grid[0] == 3 && plan.grid[1] == 4 && plan.grid[2] == 1));  // n / 64, m / 64
     CHECK(plan.shared_bytes >= 3 * (64 * 32 + 32 * 64) * 2);               // 3 stages of tiles
   }
   {
     Device device(89);
-    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 72, &plan) == NBL_SUCCESS);
+    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 96, &plan) == NBL_SUCCESS);
     CHECK((plan.sm == 80 && plan.is_ptx == 0));
   }
   {
     Device device(120);
-    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 72, &plan) == NBL_SUCCESS);
+    REQUIRE(gemm_f16_plan(kX, kY, kOut, 200, 136, 96, &plan) == NBL_SUCCESS);
     CHECK((plan.sm == 80 && plan.is_ptx == 1));
   }
 }

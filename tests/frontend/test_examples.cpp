@@ -158,15 +158,18 @@ std::vector<uint16_t> gemm_reference(const std::vector<uint16_t>& a, const std::
   return c;
 }
 
-TEST_CASE("gemm matches the reference at odd sizes", "[frontend][examples]") {
+TEST_CASE("gemm matches the reference at odd sizes (K a multiple of block_k)",
+          "[frontend][examples]") {
   struct Case {
     examples::GemmConfig config;
     int64_t m, n, k;
   };
   const Case cases[] = {
-      {{.block_m = 32, .block_n = 32, .block_k = 16, .stages = 2, .warps = 4}, 37, 45, 50},
-      {{.block_m = 16, .block_n = 32, .block_k = 16, .stages = 1, .warps = 2}, 20, 33, 17},
-      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 31, 72},
+      {{.block_m = 32, .block_n = 32, .block_k = 16, .stages = 2, .warps = 4}, 37, 45, 48},
+      {{.block_m = 16, .block_n = 32, .block_k = 16, .stages = 1, .warps = 2}, 20, 33, 32},
+      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 31, 80},
+      // K shorter than the prologue: its second step is skipped.
+      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 31, 16},
       {{.block_m = 32,
         .block_n = 64,
         .block_k = 32,
@@ -175,7 +178,7 @@ TEST_CASE("gemm matches the reference at odd sizes", "[frontend][examples]") {
         .swizzle = layout::Swizzle::bytes64()},
        40,
        70,
-       45},
+       64},
   };
   for (const Case& c : cases) {
     const vm::Program program = examples::gemm(c.config);
@@ -195,6 +198,14 @@ TEST_CASE("gemm matches the reference at odd sizes", "[frontend][examples]") {
       REQUIRE(from_f16(out[i]) == from_f16(want[i]));
     }
   }
+}
+
+TEST_CASE("gemm rejects a K that is not a multiple of block_k", "[frontend][examples]") {
+  const vm::Program program = examples::gemm({.block_m = 16, .block_n = 32, .block_k = 16});
+  std::vector<uint16_t> a(16 * 20), b(20 * 32), out(16 * 32);
+  const std::vector<Argument> args = {buffer(a),   buffer(b),   buffer(out),
+                                      int64_t{16}, int64_t{32}, int64_t{20}};
+  REQUIRE_THROWS_WITH(vm::interpret(program, args), Catch::Contains("20 is not a multiple of 16"));
 }
 
 TEST_CASE("gemv_u4 matches the reference at odd sizes", "[frontend][examples]") {
