@@ -19,7 +19,9 @@ vm::Program gemm(const GemmConfig& config) {
   Pointer b = kb.pointer("b", f16);
   Pointer c = kb.pointer("c", f16);
   Expr m = kb.scalar("m");
-  Expr n = kb.scalar("n");
+  // N is a multiple of 8 (checked at launch): rows of B and C start on 16-byte boundaries, so
+  // B's copies and C's stores need no run-time alignment tests or element-wise fallbacks.
+  Expr n = kb.scalar("n", i32, 8);
   // K is a multiple of block_k (checked at launch): every k step copies whole tiles, so the
   // copies declare their k dimension in bounds and the GPU code drops its bounds tests and
   // element-wise fallbacks there (and A's rows are aligned for 16-byte cp.async).

@@ -8,8 +8,9 @@
 // pipelining): every step commits one group (empty near the end), so wait_group(stages - 1)
 // leaves exactly the groups of the steps ahead in flight. K must be a multiple of block_k (the
 // scalar's divisor, checked at launch): the copies declare their k dimension in bounds, which
-// leaves them no bounds tests or element-wise fallbacks along k. Copies zero-fill past M and N
-// and the store is masked, so M and N are arbitrary.
+// leaves them no bounds tests or element-wise fallbacks along k. N must be a multiple of 8 (rows
+// of B and C 16-byte aligned, no alignment tests). Copies zero-fill past M and N and the store
+// is masked, so M is arbitrary and N need not be a multiple of block_n.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,7 @@ struct GemmConfig {
   layout::Swizzle swizzle = layout::Swizzle::none();  // of both shared tiles
 };
 
-// Parameters: a, b, c (pointers to f16), m, n, k (i32; k a multiple of block_k).
+// Parameters: a, b, c (pointers to f16), m, n, k (i32; n a multiple of 8, k of block_k).
 vm::Program gemm(const GemmConfig& config = {});
 
 }  // namespace nibble::examples

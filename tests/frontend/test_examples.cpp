@@ -165,11 +165,11 @@ TEST_CASE("gemm matches the reference at odd sizes (K a multiple of block_k)",
     int64_t m, n, k;
   };
   const Case cases[] = {
-      {{.block_m = 32, .block_n = 32, .block_k = 16, .stages = 2, .warps = 4}, 37, 45, 48},
-      {{.block_m = 16, .block_n = 32, .block_k = 16, .stages = 1, .warps = 2}, 20, 33, 32},
-      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 31, 80},
+      {{.block_m = 32, .block_n = 32, .block_k = 16, .stages = 2, .warps = 4}, 37, 40, 48},
+      {{.block_m = 16, .block_n = 32, .block_k = 16, .stages = 1, .warps = 2}, 20, 8, 32},
+      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 24, 80},
       // K shorter than the prologue: its second step is skipped.
-      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 31, 16},
+      {{.block_m = 32, .block_n = 16, .block_k = 16, .stages = 3, .warps = 4}, 33, 24, 16},
       {{.block_m = 32,
         .block_n = 64,
         .block_k = 32,
@@ -177,7 +177,7 @@ TEST_CASE("gemm matches the reference at odd sizes (K a multiple of block_k)",
         .warps = 4,
         .swizzle = layout::Swizzle::bytes64()},
        40,
-       70,
+       72,
        64},
   };
   for (const Case& c : cases) {
@@ -200,12 +200,17 @@ TEST_CASE("gemm matches the reference at odd sizes (K a multiple of block_k)",
   }
 }
 
-TEST_CASE("gemm rejects a K that is not a multiple of block_k", "[frontend][examples]") {
+TEST_CASE("gemm rejects a K that is not a multiple of block_k and an N not a multiple of 8",
+          "[frontend][examples]") {
   const vm::Program program = examples::gemm({.block_m = 16, .block_n = 32, .block_k = 16});
   std::vector<uint16_t> a(16 * 20), b(20 * 32), out(16 * 32);
   const std::vector<Argument> args = {buffer(a),   buffer(b),   buffer(out),
                                       int64_t{16}, int64_t{32}, int64_t{20}};
   REQUIRE_THROWS_WITH(vm::interpret(program, args), Catch::Contains("20 is not a multiple of 16"));
+  const std::vector<Argument> ragged_n = {buffer(a),   buffer(b),   buffer(out),
+                                          int64_t{16}, int64_t{30}, int64_t{16}};
+  REQUIRE_THROWS_WITH(vm::interpret(program, ragged_n),
+                      Catch::Contains("30 is not a multiple of 8"));
 }
 
 TEST_CASE("gemv_u4 matches the reference at odd sizes", "[frontend][examples]") {
