@@ -460,11 +460,7 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   if (m <= 64) {
     config.schedule = QuantSchedule::Decode;
     config.block_m = m <= 16 ? 16 : (m <= 32 ? 32 : 64);
-    // Measured on an H200 at M = 1 (K=8192 N=28672): u4 60.2 us with 64 columns and 3 stages,
-    // 52.1 with 128 columns and 4 (each warp's A fragments serve twice the columns; a power-of-
-    // two ring indexes without divisions); u8 is best at 64 columns and 3 stages (80.9 us
-    // against 91.4), its runs being twice as long.
-    config.block_n = 64;
+    config.block_n = 64;  // 128 for weights of at most 4 bits, below
     config.warps = 4;
     config.stages = 3;
   } else {
@@ -490,9 +486,13 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   config.block_k = std::clamp<int64_t>(per_thread * 32 * tiling->warps_n / config.block_n, 16, 256);
   if (config.schedule == QuantSchedule::Prefill)
     config.block_k = std::max<int64_t>(config.block_k, 64);
+  // Measured on an H200 at M = 1 (K=8192 N=28672): u4 60.2 us with 64 columns and 3 stages,
+  // 52.1 with 128 columns and 4 (each warp's A fragments serve twice the columns; a power-of-two
+  // ring indexes without divisions); u8 is best at 64 columns and 3 stages (80.9 us against
+  // 91.4), its runs being twice as long. The wider tile keeps block_k: runs twice as long.
   if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.bits() <= 4 &&
       n % 128 == 0) {
-    config.block_n = 128;  // the same block_k: runs twice as long
+    config.block_n = 128;
     config.stages = 4;
   }
   if (config.schedule == QuantSchedule::Decode) {
