@@ -7,10 +7,10 @@
 //   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
 //     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes (16 bytes for
 //     4-bit weights in 64-column tiles, 32 in the 128-column decode tiles; 48 for 3- and 6-bit
-//     weights in 64-column tiles). Where the conversion
-//     plan pairs the halves of a word (integers of 1, 2, 4 bits), the elements of a run follow its
-//     output order, so the lop3 dequantization leaves each f16x2 word exactly where the mma wants
-//     it; other widths pay a byte permute per word when the operands are assembled.
+//     weights in 64-column tiles). Where the conversion plan pairs the halves of a word
+//     (integers of 1, 2, 4 bits), the elements of a run follow its output order, so the lop3
+//     dequantization leaves each f16x2 word exactly where the mma wants it; other widths pay a
+//     byte permute per word when the operands are assembled.
 //   - One ring of `stages` slots in shared memory holds what a k tile reads: the A tile (zeros
 //     past M, read as A fragments with ldmatrix), the W runs (each thread copies its own run
 //     with cp.async and reads it back with 16-byte shared loads) and the scale rows. The
