@@ -22,7 +22,7 @@ def test_quantize_writes_codes_scales_and_the_repacking(nibble_cli, tmp_path):
     meta = json.loads((out / "weight.json").read_text())
     assert (meta["type"], meta["k"], meta["n"], meta["group_size"]) == ("u4", 256, 128, 64)
     assert meta["implicit_zero"] == 8
-    assert meta["config"]["stored_type"] == "i4" and meta["config"]["block_n"] == 64
+    assert meta["config"]["stored_type"] == "i4" and meta["config"]["block_n"] == 128
     codes = unpack_u4(np.load(out / "codes.npy"), 256 * 128).reshape(256, 128).astype(np.float64)
     scales = np.load(out / "scales.npy")
     assert scales.dtype == np.float16 and scales.shape == (4, 128)
