@@ -25,6 +25,15 @@ BufferArgument output(DataType dtype, int64_t elements) {
   return BufferArgument{dtype, elements, true, 0, 0};
 }
 
+// The case of the program `b` builds, named after the kernel, with its arguments.
+CodegenCase finished_case(KernelBuilder& b, std::vector<CaseArgument> arguments) {
+  CodegenCase c;
+  c.program = b.finish();
+  c.name = c.program.name;
+  c.arguments = std::move(arguments);
+  return c;
+}
+
 // out = op(x0[, x1[, x2]]) over n elements in blocks of 256 (the tail masked).
 CodegenCase elementwise_case(ElementwiseOp op, DataType in, int64_t n, double lo = -4,
                              double hi = 4) {
@@ -80,11 +89,7 @@ CodegenCase cast_case(DataType from, DataType to, int64_t rows, int64_t n, doubl
   Tensor X = b.view(x, {count / 64, 64});
   Tensor Y = b.view(y, {count / 64, 64});
   b.store(Y, {row, 0}, b.cast(b.load(X, {row, 0}, {rows, 64}), to));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(from, n, lo, hi), output(to, n), n};
-  return c;
+  return finished_case(b, {input(from, n, lo, hi), output(to, n), n});
 }
 
 // out = cast(bitcast(x)): random codes of an unsigned integer read as a 16- or 32-bit float, so
@@ -101,11 +106,7 @@ CodegenCase cast_bits_case(DataType real, DataType to, int64_t n) {
   Tensor codes = b.load(b.view(x, {count / 64, 64}), {row, 0}, {rows, 64});
   Tensor values = b.bitcast(codes, real, {rows, 64});
   b.store(b.view(y, {count / 64, 64}), {row, 0}, b.cast(values, to));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(bits, n, 0, std::ldexp(1.0, real.bits())), output(to, n), n};
-  return c;
+  return finished_case(b, {input(bits, n, 0, std::ldexp(1.0, real.bits())), output(to, n), n});
 }
 
 // out = cast(x) over n elements in blocks of 256 with the tail masked: the masked elements of a
@@ -121,11 +122,7 @@ CodegenCase tail_store_case(DataType to, int64_t n, double lo, double hi) {
   Expr start = b.let("start", b.block_id(0) * block);
   Tensor values = b.cast(b.load(b.view(x, {size}), {start}, {block}), to);
   b.store(b.view(y, {size}), {start}, values);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f32, n, lo, hi), output(to, n), n};
-  return c;
+  return finished_case(b, {input(f32, n, lo, hi), output(to, n), n});
 }
 
 // A packed tile of 6-bit elements in shared memory (filled by cp.async, whole words), read back
@@ -143,11 +140,7 @@ CodegenCase shared_odd_width_case(DataType type) {
   b.barrier();
   Tensor part = b.load_shared(tile, {0, 3}, {16, 32}, "part");
   b.store(b.view(y, {16, 32}), {0, 0}, b.cast(part, f32));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(type, 16 * 64, -30, 30), output(f32, 16 * 32)};
-  return c;
+  return finished_case(b, {input(type, 16 * 64, -30, 30), output(f32, 16 * 32)});
 }
 
 // Row and column reductions of a [rows, cols] f32 tile, and an i32 max.
@@ -168,11 +161,8 @@ CodegenCase reduce_case(vm::ReduceOp op, int axis, DataType dtype) {
   } else {
     b.store(b.view(y, {2, cols}), {b.block_id(0), 0}, reduced);
   }
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(dtype, 2 * rows * cols, -8, 8),
-                 output(dtype, axis == 1 ? 2 * rows : 2 * cols)};
+  CodegenCase c = finished_case(
+      b, {input(dtype, 2 * rows * cols, -8, 8), output(dtype, axis == 1 ? 2 * rows : 2 * cols)});
   if (op == vm::ReduceOp::Sum && dtype.is_float()) {
     // A reduction across lanes combines partial sums by butterfly shuffles, not in index order:
     // a few ulps of the sum's magnitude (|x| <= 8, at most 64 terms), with cancellation near 0.
@@ -200,11 +190,7 @@ CodegenCase shared_case(Swizzle swizzle) {
   Tensor repeated = b.repeat(sliced, 2, 1);              // [64, 16]
   b.store(b.view(y, {64, 16}), {0, 0}, repeated);
   b.store(b.view(z, {16, 64}), {0, 0}, b.reshape(transposed, {16, 64}));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f16, 32 * 64), output(f16, 64 * 16), output(f16, 16 * 64)};
-  return c;
+  return finished_case(b, {input(f16, 32 * 64), output(f16, 64 * 16), output(f16, 16 * 64)});
 }
 
 // copy_async of a tile with a ragged edge (zero fill), waited for, read back and stored.
@@ -225,11 +211,7 @@ CodegenCase copy_async_case() {
   b.wait(0);
   b.barrier();
   b.store(Y, {r0, c0}, b.load_shared(tile, {0, 0}, {16, 64}));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f16, 40 * 200), output(f16, 40 * 200), int64_t{40}, int64_t{200}};
-  return c;
+  return finished_case(b, {input(f16, 40 * 200), output(f16, 40 * 200), int64_t{40}, int64_t{200}});
 }
 
 // Tolerances of a dot on mma.sync against the interpreter's k-ordered f32 fma chain. The products
@@ -257,10 +239,7 @@ CodegenCase dot_case(DataType in) {
   Tensor acc = b.full({32, 32}, f32, 0.5, "acc");
   b.dot(acc, b.load(A, {0, 0}, {32, 16}), b.load(W, {0, 0}, {16, 32}));
   b.store(b.view(c_out, {32, 32}), {0, 0}, acc);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(in, 32 * 16), input(in, 16 * 32), output(f32, 32 * 32)};
+  CodegenCase c = finished_case(b, {input(in, 32 * 16), input(in, 16 * 32), output(f32, 32 * 32)});
   if (in == f16 || in == bf16) {
     c.rtol = kMmaF32Rtol;
     c.atol = kMmaF32Atol;
@@ -330,11 +309,7 @@ CodegenCase store_fragments_case() {
   b.barrier();
   b.store(b.view(y, {32, 32}), {0, 0}, b.load_shared(tile, {0, 0}, {32, 32}));
   b.store(b.view(z, {32, 32}), {0, 0}, b.load_shared(transposed_tile, {0, 0}, {32, 32}));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f32, 32 * 32), output(f16, 32 * 32), output(f16, 32 * 32)};
-  return c;
+  return finished_case(b, {input(f32, 32 * 32), output(f16, 32 * 32), output(f16, 32 * 32)});
 }
 
 // The m16n8k16 C fragments of a [32, 8] f32 tile over 2 warps (lane (g, t) holds rows g and g + 8,
@@ -354,11 +329,7 @@ CodegenCase convert_fragments_case() {
   Tensor doubled = b.elementwise(ElementwiseOp::Add, {acc, acc}, "doubled");
   b.set_layout(doubled, rows);
   b.store(b.view(y, {32, 8}), {0, 0}, doubled);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f32, 32 * 8), output(f32, 32 * 8)};
-  return c;
+  return finished_case(b, {input(f32, 32 * 8), output(f32, 32 * 8)});
 }
 
 // shuffle xor 1 and down 3 of a [32 x 4] i32 tile: lanes swap their registers.
@@ -370,11 +341,7 @@ CodegenCase shuffle_case(vm::ShuffleMode mode, int64_t lane) {
   Tensor X = b.view(x, {32, 4});
   Tensor loaded = b.load(X, {0, 0}, {32, 4});
   b.store(b.view(y, {32, 4}), {0, 0}, b.shuffle(loaded, mode, lane));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(i32, 128), output(i32, 128)};
-  return c;
+  return finished_case(b, {input(i32, 128), output(i32, 128)});
 }
 
 // atomic_add of every block's tile into one row: integer sums are exact in any order.
@@ -385,11 +352,7 @@ CodegenCase atomic_case() {
   b.launch({8}, 2);
   Tensor X = b.view(x, {8, 64});
   b.atomic_add(b.view(y, {1, 64}), {0, 0}, b.load(X, {b.block_id(0), 0}, {1, 64}));
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(i32, 8 * 64), BufferArgument{i32, 64, false, 0, 1}};
-  return c;
+  return finished_case(b, {input(i32, 8 * 64), BufferArgument{i32, 64, false, 0, 1}});
 }
 
 // atomic_add of bf16 from every block into one row: small integers onto 2.0 (the inputs encode
@@ -402,11 +365,7 @@ CodegenCase atomic_bf16_case() {
   Tensor X = b.view(x, {8, 64});
   Tensor values = b.cast(b.load(X, {b.block_id(0), 0}, {1, 64}), bf16);
   b.atomic_add(b.view(y, {1, 64}), {0, 0}, values);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(i8, 8 * 64, -4, 4), input(bf16, 64, 2, 2.001)};
-  return c;
+  return finished_case(b, {input(i8, 8 * 64, -4, 4), input(bf16, 64, 2, 2.001)});
 }
 
 // print of a scalar, a global view and a register tile (through vprintf), next to a store whose
@@ -423,11 +382,7 @@ CodegenCase print_case() {
   b.print("tile", tile);
   b.print("codes", b.cast(tile, i8));
   b.store(b.view(y, {2, 8}), {b.block_id(0), 0}, tile + tile);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f32, 16), output(f32, 16)};
-  return c;
+  return finished_case(b, {input(f32, 16), output(f32, 16)});
 }
 
 // Control flow: a while loop with break and an if, scalars updated by assign.
@@ -450,11 +405,7 @@ CodegenCase control_case() {
     b.assign(i, i + 64);
   }
   b.store(b.view(y, {64}), {0}, acc);
-  CodegenCase c;
-  c.program = b.finish();
-  c.name = c.program.name;
-  c.arguments = {input(f32, 300), output(f32, 64), int64_t{300}};
-  return c;
+  return finished_case(b, {input(f32, 300), output(f32, 64), int64_t{300}});
 }
 
 }  // namespace
