@@ -325,8 +325,7 @@ TEST_CASE("copy_async: dimensions declared in bounds are checked", "[interpreter
     CHECK(output[i] == (i < 5 * 32 ? f16_bits(1.5) : uint16_t{0}));  // rows past 12 zero-filled
   CHECK_THROWS_WITH(run(program({0, 1}), {buffer_of(input), buffer_of(output)}),
                     Catch::Contains("copy_async declares dimension 0 in bounds") &&
-                        Catch::Contains("element [13,0]") &&
-                        Catch::Contains("extent there is 13"));
+                        Catch::Contains("element [13,0]") && Catch::Contains("extent there is 13"));
 }
 
 TEST_CASE("a missing barrier between threads that share bytes is a race", "[interpreter][errors]") {
