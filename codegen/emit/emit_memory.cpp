@@ -138,6 +138,16 @@ struct GlobalAccess {
   const RegisterMap& map;
   const ThreadValues& thread;
   int bits;
+  // Dimensions the program promises the access stays inside (copy_async's in_bounds, checked by
+  // the interpreter): the bounds tests below skip them. Empty: none.
+  std::vector<bool> assumed_inside = {};
+
+  // Whether index (i64) of dimension d lies inside the view; true when d is assumed inside.
+  llvm::Value* dimension_inside(llvm::Value* index, size_t d) {
+    if (d < assumed_inside.size() && assumed_inside[d]) return e.builder.getTrue();
+    return e.builder.CreateAnd(e.builder.CreateICmpSGE(index, e.const_i64(0)),
+                               e.builder.CreateICmpSLT(index, view.shape[d]));
+  }
 
   // Element offset (i64) of the element at entry's index + delta along the last dimension.
   llvm::Value* element_offset(const SlotEntry& entry) {
@@ -159,13 +169,9 @@ struct GlobalAccess {
   }
   // Whether the element at entry lies inside the view.
   llvm::Value* inside(const SlotEntry& entry) {
-    llvm::IRBuilder<>& b = e.builder;
-    llvm::Value* result = b.getTrue();
-    for (size_t d = 0; d < offsets.size(); ++d) {
-      llvm::Value* index = index_i64(entry, d);
-      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
-                                               b.CreateICmpSLT(index, view.shape[d])));
-    }
+    llvm::Value* result = e.builder.getTrue();
+    for (size_t d = 0; d < offsets.size(); ++d)
+      result = e.builder.CreateAnd(result, dimension_inside(index_i64(entry, d), d));
     return result;
   }
   // Every element of the run inside the view (the run is consecutive along the last dimension).
@@ -186,21 +192,14 @@ struct GlobalAccess {
   // the last one per element. The last index is computed as run_inside computes the run's ends,
   // so LLVM sees which elements the failed vector test rules out and drops them.
   llvm::Value* others_inside(const Run& run) {
-    llvm::IRBuilder<>& b = e.builder;
-    llvm::Value* result = b.getTrue();
-    for (size_t d = 0; d + 1 < offsets.size(); ++d) {
-      llvm::Value* index = index_i64(*run.front(), d);
-      result = b.CreateAnd(result, b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
-                                               b.CreateICmpSLT(index, view.shape[d])));
-    }
+    llvm::Value* result = e.builder.getTrue();
+    for (size_t d = 0; d + 1 < offsets.size(); ++d)
+      result = e.builder.CreateAnd(result, dimension_inside(index_i64(*run.front(), d), d));
     return result;
   }
   llvm::Value* last_inside(const SlotEntry& entry) {
-    llvm::IRBuilder<>& b = e.builder;
     const size_t last = offsets.size() - 1;
-    llvm::Value* index = index_i64(entry, last);
-    return b.CreateAnd(b.CreateICmpSGE(index, e.const_i64(0)),
-                       b.CreateICmpSLT(index, view.shape[last]));
+    return dimension_inside(index_i64(entry, last), last);
   }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
@@ -982,21 +981,10 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
   const size_t rank = tile_offsets.size();
   // Dimensions the program promises the box stays inside (checked by the interpreter): no
   // bounds test, no zero fill, no element-wise fallback along them.
-  std::vector<bool> assumed_inside(rank, false);
+  std::vector<bool>& assumed_inside = access.assumed_inside;
+  assumed_inside.assign(rank, false);
   for (int dim : instruction.in_bounds)
     assumed_inside[static_cast<size_t>(dim)] = true;
-  // Whether the run's first element lies inside the view along every dimension but the last.
-  auto inside_leading_dims = [&](const Run& run) {
-    llvm::Value* inside = builder.getTrue();
-    for (size_t d = 0; d + 1 < rank; ++d) {
-      if (assumed_inside[d]) continue;
-      llvm::Value* index = access.index_i64(*run.front(), d);
-      inside =
-          builder.CreateAnd(inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                                      builder.CreateICmpSLT(index, view.shape[d])));
-    }
-    return inside;
-  };
   // cp.async of `bytes` (4, 8, 16) from `global` to shared byte `shared_byte`, reading
   // `source_bytes` and zero-filling the rest; the plain form when nothing is zero-filled.
   auto cp_async = [&](int64_t bytes, llvm::Value* shared_byte, llvm::Value* global,
@@ -1038,16 +1026,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       }
       llvm::Value* slot = prologue.CreateAlloca(value_type(dtype));
       builder.CreateStore(llvm::Constant::getNullValue(value_type(dtype)), slot);
-      // Only the dimensions not declared in bounds are tested.
-      llvm::Value* inside = builder.getTrue();
-      for (size_t d = 0; d < rank; ++d) {
-        if (assumed_inside[d]) continue;
-        llvm::Value* index = access.index_i64(*entry, d);
-        inside = builder.CreateAnd(inside,
-                                   builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                                     builder.CreateICmpSLT(index, view.shape[d])));
-      }
-      guarded(inside, [&] {
+      guarded(access.inside(*entry), [&] {
         auto* load =
             builder.CreateLoad(value_type(dtype), access.pointer(access.element_offset(*entry)));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
@@ -1090,7 +1069,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         }
         // The whole run is inside the view or outside it (zero-filled); a run cut by the end
         // of the last dimension cannot be zero-filled element by element, and traps.
-        llvm::Value* others_inside = inside_leading_dims(run);
+        llvm::Value* others_inside = access.others_inside(run);
         llvm::Value* inside = others_inside;
         if (!assumed_inside[rank - 1]) {
           llvm::Value* first = access.index_i64(*run.front(), rank - 1);
@@ -1142,7 +1121,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
               builder.CreateUDiv(builder.CreateMul(left, const_i64(bits)), const_i64(8)), i32());
         }
         llvm::Value* source_bytes =
-            builder.CreateSelect(inside_leading_dims(run), inside_bytes, const_i32(0));
+            builder.CreateSelect(access.others_inside(run), inside_bytes, const_i32(0));
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
         cp_async(bytes, byte, access.pointer(start), source_bytes);
