@@ -349,7 +349,7 @@ struct Accumulate {
                                                                     : e.builder.getDoubleTy();
   }
   llvm::Value* step(llvm::Value* accumulator, llvm::Value* value) {
-    llvm::IRBuilder<>& b = e.builder;
+    llvm::IRBuilderBase& b = e.builder;
     if (type.is_float()) {
       llvm::Value* a = e.to_real(accumulator, type, compute());
       llvm::Value* x = e.to_real(value, source, compute());
@@ -1075,7 +1075,7 @@ namespace {
 // One vprintf call: `format` with its arguments (i32, i64 or double values).
 void call_vprintf(KernelEmitter& e, const std::string& format,
                   const std::vector<llvm::Value*>& arguments) {
-  llvm::IRBuilder<>& b = e.builder;
+  llvm::IRBuilderBase& b = e.builder;
   llvm::FunctionCallee vprintf = e.module->getOrInsertFunction(
       "vprintf", llvm::FunctionType::get(b.getInt32Ty(), {b.getPtrTy(), b.getPtrTy()}, false));
   llvm::Constant* text = llvm::ConstantDataArray::getString(e.context, format);

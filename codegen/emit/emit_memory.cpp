@@ -151,7 +151,7 @@ struct GlobalAccess {
 
   // Element offset (i64) of the element at entry's index + delta along the last dimension.
   llvm::Value* element_offset(const SlotEntry& entry) {
-    llvm::IRBuilder<>& b = e.builder;
+    llvm::IRBuilderBase& b = e.builder;
     llvm::Value* sum = e.const_i64(0);
     for (size_t d = 0; d < offsets.size(); ++d) {
       llvm::Value* index = b.CreateAdd(
@@ -176,7 +176,7 @@ struct GlobalAccess {
   }
   // Every element of the run inside the view (the run is consecutive along the last dimension).
   llvm::Value* run_inside(const Run& run) {
-    llvm::IRBuilder<>& b = e.builder;
+    llvm::IRBuilderBase& b = e.builder;
     llvm::Value* result = b.getTrue();
     const size_t last = offsets.size() - 1;
     for (size_t d = 0; d < offsets.size(); ++d) {
@@ -201,6 +201,18 @@ struct GlobalAccess {
     const size_t last = offsets.size() - 1;
     return dimension_inside(index_i64(entry, last), last);
   }
+  // Along the last dimension the run of k elements is wholly inside the view or wholly outside
+  // it: its first index and the view's extent are provably multiples of k. Then the run's first
+  // index alone decides, and no element-wise fallback is needed for ragged edges.
+  bool whole_or_none(const Run& run) {
+    const size_t last = offsets.size() - 1;
+    const auto k = static_cast<int64_t>(run.size());
+    if (assumed_inside.size() > last && assumed_inside[last]) return true;
+    const int64_t first_divisor =
+        gcd_all({offset_divisors[last], map.thread_part_divisor(static_cast<int>(last)),
+                 run.front()->index[last] == 0 ? int64_t{1} << 20 : run.front()->index[last]});
+    return first_divisor % k == 0 && e.divisor_of(view.shape_exprs[last]) % k == 0;
+  }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
   bool provably_aligned(const Run& run, int64_t access_bits, int64_t pointer_alignment_bytes) {
@@ -218,7 +230,7 @@ struct GlobalAccess {
     return (divisor * bits) % access_bits == 0;
   }
   llvm::Value* pointer(llvm::Value* element_offset) {
-    llvm::IRBuilder<>& b = e.builder;
+    llvm::IRBuilderBase& b = e.builder;
     llvm::Value* base = e.param_values[static_cast<size_t>(view.param)];
     llvm::Value* byte = bits >= 8 ? b.CreateMul(element_offset, e.const_i64(bits / 8))
                                   : b.CreateLShr(b.CreateMul(element_offset, e.const_i64(bits)), 3);
@@ -385,8 +397,11 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
                            builder.CreateAnd(bit_offset, const_i64(7)));
       fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
     }
+    // Aligned and whole or none: a run that fails the test lies wholly outside and reads
+    // `other`, with no element-wise fallback.
+    const bool fallback = !aligned || !access.whole_or_none(run);
     llvm::BasicBlock* vector_block = new_block("load_vector");
-    llvm::BasicBlock* scalar_block = new_block("load_elements");
+    llvm::BasicBlock* scalar_block = new_block(fallback ? "load_elements" : "load_outside");
     llvm::BasicBlock* join = new_block("load_join");
     builder.CreateCondBr(fast, vector_block, scalar_block);
     builder.SetInsertPoint(vector_block);
@@ -408,7 +423,12 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     }
     builder.CreateBr(join);
     builder.SetInsertPoint(scalar_block);
-    if (result.packed) {
+    if (!fallback) {
+      for (const SlotEntry* entry : run) {
+        write_slot(result, entry->slot,
+                   result.packed ? builder.getInt8(static_cast<uint8_t>(other_code)) : other);
+      }
+    } else if (result.packed) {
       element_wise(run);
     } else {
       // Unit stride: element i of the run is at start + i.
@@ -510,6 +530,15 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
         fast = builder.CreateAnd(fast, builder.CreateICmpEQ(misaligned, const_i64(0)));
       }
       llvm::Value* data = gather_slots(value, run, access_bits);
+      if (aligned && access.whole_or_none(run)) {
+        // A run that fails the test lies wholly outside: nothing to store.
+        guarded(fast, [&] {
+          auto* store = builder.CreateStore(data, access.pointer(start));
+          store->setAlignment(
+              llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
+        });
+        continue;
+      }
       llvm::BasicBlock* vector_block = new_block("store_vector");
       llvm::BasicBlock* scalar_block = new_block("store_elements");
       llvm::BasicBlock* join = new_block("store_join");
@@ -585,7 +614,7 @@ namespace {
 // lie past the end of shared memory). Unswizzled tiles only: a swizzle may move the next byte.
 llvm::Value* load_packed_shared_element(KernelEmitter& e, llvm::Value* byte, llvm::Value* within,
                                         int bits) {
-  llvm::IRBuilder<>& b = e.builder;
+  llvm::IRBuilderBase& b = e.builder;
   llvm::Value* low = b.CreateLoad(e.i8(), e.shared_pointer(byte));
   if (8 % bits == 0) return b.CreateLShr(low, b.CreateTrunc(within, e.i8()));
   llvm::Value* crosses = b.CreateICmpUGT(b.CreateAdd(within, e.const_i32(bits)), e.const_i32(8));
@@ -1097,10 +1126,11 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       }
       llvm::Value* start = access.element_offset(*run.front());
       llvm::Value* first_last = access.index_i64(*run.front(), rank - 1);
-      // A run starting before the view (negative index) or misaligned copies element-wise.
-      llvm::Value* fast = assumed_inside[rank - 1]
-                              ? builder.getTrue()
-                              : builder.CreateICmpSGE(first_last, const_i64(0));
+      // A run starting before the view (negative index) or misaligned copies element-wise,
+      // unless it is whole or none: then its first index alone decides.
+      const bool whole_or_none = access.whole_or_none(run);
+      llvm::Value* fast =
+          whole_or_none ? builder.getTrue() : builder.CreateICmpSGE(first_last, const_i64(0));
       if (!aligned) {
         llvm::Value* address = builder.CreatePtrToInt(access.pointer(start), i64());
         llvm::Value* bit_offset = builder.CreateMul(start, const_i64(bits));
@@ -1113,7 +1143,10 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
       auto asynchronous = [&] {
         // Bytes inside the view: the rest of the piece is zero-filled by cp.async.
         llvm::Value* inside_bytes = const_i32(static_cast<int32_t>(bytes));
-        if (!assumed_inside[rank - 1]) {
+        if (whole_or_none && !assumed_inside[rank - 1]) {
+          inside_bytes = builder.CreateSelect(access.dimension_inside(first_last, rank - 1),
+                                              inside_bytes, const_i32(0));
+        } else if (!assumed_inside[rank - 1]) {
           llvm::Value* left = builder.CreateSub(view.shape[rank - 1], first_last);
           left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smax, left, const_i64(0));
           left = builder.CreateBinaryIntrinsic(llvm::Intrinsic::smin, left, const_i64(k));

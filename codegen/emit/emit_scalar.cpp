@@ -27,7 +27,7 @@ llvm::Type* KernelEmitter::scalar_type(DataType type) {
 
 namespace {
 
-llvm::Value* special_register(llvm::IRBuilder<>& b, vm::Special which) {
+llvm::Value* special_register(llvm::IRBuilderBase& b, vm::Special which) {
   llvm::Intrinsic::ID id = llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x;
   switch (which) {
     case vm::Special::BlockIdX:

@@ -69,7 +69,7 @@ llvm::Value* KernelEmitter::to_integer(llvm::Value* value, DataType type, llvm::
 namespace {
 
 // Exact decoding of a float of at most 8 bits (its code in an i8) to f32.
-llvm::Value* decode_narrow_float(llvm::IRBuilder<>& b, llvm::Value* code, DataType type) {
+llvm::Value* decode_narrow_float(llvm::IRBuilderBase& b, llvm::Value* code, DataType type) {
   const int e_bits = type.exponent_bits();
   const int m_bits = type.mantissa_bits();
   const int bias = type.exponent_bias();
@@ -130,7 +130,7 @@ IeeeFormat ieee_format_of(llvm::Type* type) {
 // codes are consecutive values, so rounding up is "code + 1" across binades too). The result may
 // exceed the largest finite code; the caller saturates. Works in `int_type` (i32 or i64), where
 // every intermediate fits.
-llvm::Value* round_normal_magnitude(llvm::IRBuilder<>& b, llvm::Value* exponent,
+llvm::Value* round_normal_magnitude(llvm::IRBuilderBase& b, llvm::Value* exponent,
                                     llvm::Value* mantissa, IeeeFormat from, DataType to) {
   llvm::Type* int_type = exponent->getType();
   auto constant = [&](int64_t v) { return llvm::ConstantInt::get(int_type, v, true); };
@@ -164,7 +164,7 @@ llvm::Value* round_normal_magnitude(llvm::IRBuilder<>& b, llvm::Value* exponent,
 
 // The code of a small float (at most 8 bits) nearest to a value of a standard float type, as
 // dtypes::encode rounds it: nearest even, overflow to inf or saturated, NaN to the canonical NaN.
-llvm::Value* encode_small_float(llvm::IRBuilder<>& b, llvm::Value* real, DataType to) {
+llvm::Value* encode_small_float(llvm::IRBuilderBase& b, llvm::Value* real, DataType to) {
   // f16 widens to f32 exactly (its subnormals become normals) except that a NaN may lose its
   // sign; the sign is taken from the f16 bits.
   llvm::Value* sign_source = real;
@@ -208,7 +208,7 @@ llvm::Value* encode_small_float(llvm::IRBuilder<>& b, llvm::Value* real, DataTyp
 
 // An integer element's value as f32 when that is exact, else as f64 (which rounds i64 as the
 // interpreter's double does).
-llvm::Value* integer_as_real(llvm::IRBuilder<>& b, llvm::Value* value, DataType from) {
+llvm::Value* integer_as_real(llvm::IRBuilderBase& b, llvm::Value* value, DataType from) {
   llvm::Type* real_type = from.bits() <= 24 ? b.getFloatTy() : b.getDoubleTy();
   if (from.bits() == 1 && !from.is_signed()) return b.CreateUIToFP(value, real_type);
   const unsigned container = value->getType()->getIntegerBitWidth();
@@ -222,7 +222,7 @@ llvm::Value* integer_as_real(llvm::IRBuilder<>& b, llvm::Value* value, DataType 
 // cast of one element into a small float: encode(to, decode(from, x)) with nothing rounded twice
 // (standard floats are encoded from their own bits, narrow floats decode exactly to f32,
 // integers convert exactly or as the interpreter's double does).
-llvm::Value* cast_into_small_float(llvm::IRBuilder<>& b, llvm::Value* value, DataType from,
+llvm::Value* cast_into_small_float(llvm::IRBuilderBase& b, llvm::Value* value, DataType from,
                                    DataType to) {
   if (from.is_integer()) return encode_small_float(b, integer_as_real(b, value, from), to);
   if (is_standard_float(from)) return encode_small_float(b, value, to);

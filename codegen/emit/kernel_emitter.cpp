@@ -19,8 +19,9 @@ KernelEmitter::KernelEmitter(const vm::Program& program_in, const Target& target
       target(target_in),
       context(context_in),
       module(std::make_unique<llvm::Module>(program_in.name, context_in)),
-      builder(context_in),
-      prologue(context_in),
+      // The module's data layout is set in emit(); the folders keep a reference to it.
+      builder(context_in, llvm::InstSimplifyFolder(module->getDataLayout())),
+      prologue(context_in, llvm::InstSimplifyFolder(module->getDataLayout())),
       facts(vm::program_facts(program_in)) {}
 
 void KernelEmitter::unsupported(const std::string& what) const {
@@ -319,7 +320,7 @@ const ThreadValues& KernelEmitter::thread_values(const RegisterMap& map) {
   std::unique_ptr<ThreadValues>& values = thread_values_[&map];
   if (values) return *values;
   values = std::make_unique<ThreadValues>();
-  llvm::IRBuilder<>& b = prologue;
+  llvm::IRBuilderBase& b = prologue;
   llvm::Value* local =
       b.CreateSub(thread_index, b.getInt32(static_cast<uint32_t>(map.thread_offset)));
   llvm::Value* rebuilt = b.getInt32(0);
@@ -377,7 +378,7 @@ RegisterTensor& KernelEmitter::reg(TensorId id) {
 
 namespace {
 
-llvm::Value* element_pointer(llvm::IRBuilder<>& b, llvm::AllocaInst* storage, int64_t index) {
+llvm::Value* element_pointer(llvm::IRBuilderBase& b, llvm::AllocaInst* storage, int64_t index) {
   return b.CreateConstInBoundsGEP2_32(storage->getAllocatedType(), storage, 0,
                                       static_cast<unsigned>(index));
 }

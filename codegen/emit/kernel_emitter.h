@@ -14,6 +14,7 @@
 // Internal to codegen (LLVM headers included).
 #pragma once
 
+#include <llvm/Analysis/InstSimplifyFolder.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -123,8 +124,11 @@ class KernelEmitter {
   const Target& target;
   llvm::LLVMContext& context;
   std::unique_ptr<llvm::Module> module;
-  llvm::IRBuilder<> builder;
-  llvm::IRBuilder<> prologue;  // inserts at the end of the entry block (allocas, thread values)
+  // The builders simplify as they go (x + 0, x * 1, known bits, ...): the emitters write index
+  // arithmetic generically and LLVM's passes then work on a fraction of the IR (compile latency).
+  using Builder = llvm::IRBuilder<llvm::InstSimplifyFolder>;
+  Builder builder;
+  Builder prologue;  // inserts at the end of the entry block (allocas, thread values)
   llvm::Function* function = nullptr;
   llvm::Value* thread_index = nullptr;  // i32 tid.x
   vm::Facts facts;

@@ -164,17 +164,43 @@ RegisterMap build_register_map(const layout::Layout& original, const layout::Sha
     }
   }
 
-  // Check the decoding against the layout itself.
+  // Check the decoding against the layout itself: every place of every element, enumerated from
+  // the fused layout's iters in integers (Layout::apply builds coordinate maps, which made this
+  // check most of the cost of building the IR of a GEMM).
+  std::vector<std::pair<int64_t, int64_t>> replica_steps = {{0, 0}};  // (thread, reg)
+  for (const Iter& iter : fused.replica()) {
+    if (iter.axis != Axis::thread() && iter.axis != Axis::reg()) continue;
+    std::vector<std::pair<int64_t, int64_t>> next;
+    for (const auto& [thread, reg] : replica_steps) {
+      for (int64_t i = 0; i < iter.extent; ++i) {
+        next.emplace_back(thread + (iter.axis == Axis::thread() ? i * iter.stride : 0),
+                          reg + (iter.axis == Axis::reg() ? i * iter.stride : 0));
+      }
+    }
+    replica_steps = std::move(next);
+  }
+  std::sort(replica_steps.begin(), replica_steps.end());
+  replica_steps.erase(std::unique(replica_steps.begin(), replica_steps.end()), replica_steps.end());
   int64_t places = 0;
-  for (int64_t x = 0; x < original.size(); ++x) {
-    for (const layout::Coord& place : original.apply(x)) {
-      const int64_t t = layout::thread_of(place);
-      const int64_t r = place.get(Axis::reg());
-      if (t >= threads) {
+  for (int64_t x = 0; x < fused.size(); ++x) {
+    int64_t base_thread = map.thread_offset;
+    int64_t base_reg = reg_offset;
+    int64_t rest = x;
+    for (size_t i = fused.shard().size(); i-- > 0;) {
+      const Iter& iter = fused.shard()[i];
+      const int64_t digit = rest % iter.extent;
+      rest /= iter.extent;
+      if (iter.axis == Axis::thread()) base_thread += digit * iter.stride;
+      if (iter.axis == Axis::reg()) base_reg += digit * iter.stride;
+    }
+    for (const auto& [thread_step, reg_step] : replica_steps) {
+      const int64_t t = base_thread + thread_step;
+      const int64_t r = base_reg + reg_step;
+      if (t < 0 || t >= threads) {
         fail(original,
              fmt::format("element {} is placed in thread {} of a {}-thread block", x, t, threads));
       }
-      if (map.element_at(t, r) != x) {
+      if (r < 0 || r >= map.slots || map.element_at(t, r) != x) {
         fail(original, "its thread iters do not nest, which codegen needs");
       }
       ++places;
