@@ -371,22 +371,25 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     return fragments * spread;
   };
 
-  const Expr k_end = b.let("k_end", k_begin + k_chunk);
+  // The loop runs over iteration indices, not k: the addresses of its copies are then affine in
+  // the loop variable, which LLVM turns into pointer increments.
+  const Expr t_begin = b.let("t_begin", k_begin / chunk);
+  const Expr t_end = b.let("t_end", t_begin + k_chunk / chunk);
   for (int64_t step = 0; step + 1 < stages; ++step) {
-    auto guard = b.if_(k_begin + step * chunk < k_end);
-    copy_iteration(k_begin + step * chunk, step);
+    auto guard = b.if_(t_begin + step < t_end);
+    copy_iteration((t_begin + step) * chunk, step);
     guard.end();
     b.commit();
   }
-  auto loop = b.for_range(k_begin, k_end, chunk, "k0");
-  const Expr k_outer = loop.var();
-  const Expr step = b.let("step", (k_outer - k_begin) / chunk);
+  auto loop = b.for_range(t_begin, t_end, 1, "t");
+  const Expr t = loop.var();
+  const Expr step = b.let("step", t - t_begin);
   if (stages > 1) {
-    const Expr ahead = b.let("k_ahead", k_outer + (stages - 1) * chunk);
-    auto prefetch = b.if_(ahead < k_end);
-    copy_iteration(ahead, b.let("slot_ahead", (step + (stages - 1)) % stages));
+    const Expr ahead = b.let("t_ahead", t + (stages - 1));
+    auto prefetch = b.if_(ahead < t_end);
+    copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
   } else {
-    copy_iteration(k_outer, 0);
+    copy_iteration(t * chunk, 0);
   }
   b.commit();
   b.wait(static_cast<int>(stages - 1));
