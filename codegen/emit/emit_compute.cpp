@@ -669,22 +669,13 @@ void KernelEmitter::emit(const vm::Reduce& instruction) {
   }
   // for k in [1, extent): one loop for every entry of the thread.
   if (extent > 1) {
-    llvm::BasicBlock* before = builder.GetInsertBlock();
-    llvm::BasicBlock* loop = new_block("reduce_loop");
-    llvm::BasicBlock* exit = new_block("reduce_exit");
-    builder.CreateBr(loop);
-    builder.SetInsertPoint(loop);
-    llvm::PHINode* k = builder.CreatePHI(i32(), 2);
-    k->addIncoming(const_i32(1), before);
-    for (size_t e = 0; e < out.size(); ++e) {
-      llvm::Value* value = builder.CreateLoad(element_type, address(line_starts[e], k));
-      llvm::Value* accumulator = builder.CreateLoad(value_type(result.dtype), accumulators[e]);
-      builder.CreateStore(accumulate.step(accumulator, value), accumulators[e]);
-    }
-    llvm::Value* next = builder.CreateAdd(k, const_i32(1));
-    k->addIncoming(next, builder.GetInsertBlock());
-    builder.CreateCondBr(builder.CreateICmpSLT(next, const_i32(extent)), loop, exit);
-    builder.SetInsertPoint(exit);
+    counted_loop("reduce_loop", 1, extent, [&](llvm::Value* k) {
+      for (size_t e = 0; e < out.size(); ++e) {
+        llvm::Value* value = builder.CreateLoad(element_type, address(line_starts[e], k));
+        llvm::Value* accumulator = builder.CreateLoad(value_type(result.dtype), accumulators[e]);
+        builder.CreateStore(accumulate.step(accumulator, value), accumulators[e]);
+      }
+    });
   }
   for (size_t e = 0; e < out.size(); ++e)
     out[e] = builder.CreateLoad(value_type(result.dtype), accumulators[e]);
@@ -978,47 +969,39 @@ void KernelEmitter::emit(const vm::Dot& instruction) {
     builder.CreateStore(read_slot(c, entry.slot), accumulator);
     accumulators.push_back(accumulator);
   }
-  llvm::BasicBlock* before = builder.GetInsertBlock();
-  llvm::BasicBlock* loop = new_block("dot_k");
-  llvm::BasicBlock* exit = new_block("dot_exit");
-  builder.CreateBr(loop);
-  builder.SetInsertPoint(loop);
-  llvm::PHINode* k = builder.CreatePHI(i32(), 2);
-  k->addIncoming(const_i32(0), before);
-  for (size_t e = 0; e < accumulators.size(); ++e) {
-    llvm::Value* a_offset = builder.CreateAdd(
-        const_i32(base),
-        builder.CreateMul(builder.CreateAdd(builder.CreateMul(rows[e], const_i32(k_extent)), k),
-                          const_i32(a_bytes)));
-    llvm::Value* b_offset = builder.CreateAdd(
-        const_i32(b_base),
-        builder.CreateMul(builder.CreateAdd(builder.CreateMul(k, const_i32(n_extent)), columns[e]),
-                          const_i32(b_bytes)));
-    llvm::Value* x = builder.CreateLoad(a_type, shared_pointer(a_offset));
-    llvm::Value* y = builder.CreateLoad(b_type, shared_pointer(b_offset));
-    llvm::Value* sum = builder.CreateLoad(c_type, accumulators[e]);
-    llvm::Value* next = nullptr;
-    if (f32_path) {
-      next = builder.CreateIntrinsic(llvm::Intrinsic::fma, {builder.getFloatTy()},
-                                     {to_real(x, a.dtype, builder.getFloatTy()),
-                                      to_real(y, b.dtype, builder.getFloatTy()), sum});
-    } else if (ct.is_float()) {
-      llvm::Type* d = builder.getDoubleTy();
-      next = round_real(builder.CreateIntrinsic(
-                            llvm::Intrinsic::fma, {d},
-                            {to_real(x, a.dtype, d), to_real(y, b.dtype, d), to_real(sum, ct, d)}),
-                        ct);
-    } else {
-      llvm::Value* product =
-          builder.CreateMul(to_integer(x, a.dtype, i64()), to_integer(y, b.dtype, i64()));
-      next = wrap_integer(builder.CreateAdd(to_integer(sum, ct, i64()), product), ct);
+  counted_loop("dot_k", 0, k_extent, [&](llvm::Value* k) {
+    for (size_t e = 0; e < accumulators.size(); ++e) {
+      llvm::Value* a_offset = builder.CreateAdd(
+          const_i32(base),
+          builder.CreateMul(builder.CreateAdd(builder.CreateMul(rows[e], const_i32(k_extent)), k),
+                            const_i32(a_bytes)));
+      llvm::Value* b_offset = builder.CreateAdd(
+          const_i32(b_base),
+          builder.CreateMul(
+              builder.CreateAdd(builder.CreateMul(k, const_i32(n_extent)), columns[e]),
+              const_i32(b_bytes)));
+      llvm::Value* x = builder.CreateLoad(a_type, shared_pointer(a_offset));
+      llvm::Value* y = builder.CreateLoad(b_type, shared_pointer(b_offset));
+      llvm::Value* sum = builder.CreateLoad(c_type, accumulators[e]);
+      llvm::Value* next = nullptr;
+      if (f32_path) {
+        next = builder.CreateIntrinsic(llvm::Intrinsic::fma, {builder.getFloatTy()},
+                                       {to_real(x, a.dtype, builder.getFloatTy()),
+                                        to_real(y, b.dtype, builder.getFloatTy()), sum});
+      } else if (ct.is_float()) {
+        llvm::Type* d = builder.getDoubleTy();
+        next = round_real(builder.CreateIntrinsic(llvm::Intrinsic::fma, {d},
+                                                  {to_real(x, a.dtype, d), to_real(y, b.dtype, d),
+                                                   to_real(sum, ct, d)}),
+                          ct);
+      } else {
+        llvm::Value* product =
+            builder.CreateMul(to_integer(x, a.dtype, i64()), to_integer(y, b.dtype, i64()));
+        next = wrap_integer(builder.CreateAdd(to_integer(sum, ct, i64()), product), ct);
+      }
+      builder.CreateStore(next, accumulators[e]);
     }
-    builder.CreateStore(next, accumulators[e]);
-  }
-  llvm::Value* k_next = builder.CreateAdd(k, const_i32(1));
-  k->addIncoming(k_next, builder.GetInsertBlock());
-  builder.CreateCondBr(builder.CreateICmpSLT(k_next, const_i32(k_extent)), loop, exit);
-  builder.SetInsertPoint(exit);
+  });
   for (size_t e = 0; e < accumulators.size(); ++e) {
     write_slot(c, c.map->entries[e].slot, builder.CreateLoad(c_type, accumulators[e]));
   }

@@ -301,6 +301,22 @@ void KernelEmitter::guarded(llvm::Value* condition, const std::function<void()>&
   builder.SetInsertPoint(join);
 }
 
+void KernelEmitter::counted_loop(const std::string& name, int64_t first, int64_t end,
+                                 const std::function<void(llvm::Value*)>& body) {
+  llvm::AllocaInst* counter = prologue.CreateAlloca(i32(), nullptr, name + "_counter");
+  builder.CreateStore(const_i32(first), counter);
+  llvm::BasicBlock* loop = new_block(name);
+  llvm::BasicBlock* exit = new_block(name + "_exit");
+  builder.CreateBr(loop);
+  builder.SetInsertPoint(loop);
+  llvm::Value* k = builder.CreateLoad(i32(), counter);
+  body(k);
+  llvm::Value* next = builder.CreateAdd(k, const_i32(1));
+  builder.CreateStore(next, counter);
+  builder.CreateCondBr(builder.CreateICmpSLT(next, const_i32(end)), loop, exit);
+  builder.SetInsertPoint(exit);
+}
+
 // ---- register tensors -----------------------------------------------------------------------
 
 const RegisterMap& KernelEmitter::register_map(const layout::Layout& layout,

@@ -234,6 +234,11 @@ class KernelEmitter {
   // ---- control ----------------------------------------------------------------------------------
   // Runs `body` with the builder in a block entered only when `condition` holds.
   void guarded(llvm::Value* condition, const std::function<void()>& body);
+  // A loop whose i32 counter runs from `first` to `end` - 1 (end > first): `body` emits one
+  // iteration. The counter lives in an alloca (mem2reg makes it a phi): the simplifying
+  // builder would fold a phi that has only its entry value yet as that constant.
+  void counted_loop(const std::string& name, int64_t first, int64_t end,
+                    const std::function<void(llvm::Value* counter)>& body);
   llvm::BasicBlock* new_block(const std::string& name);
 
   // ---- families
