@@ -229,6 +229,42 @@ struct GlobalAccess {
     if (divisor == 0) divisor = int64_t{1} << 20;
     return (divisor * bits) % access_bits == 0;
   }
+  // The address of the entry's element when every term index[d] * stride[d] of its offset is
+  // provably a whole number of bytes: the sum of index[d] times a byte stride, which LLVM sees as
+  // affine in a loop variable (pointer increments), where (offset * bits) >> 3 hides it behind a
+  // 64-bit shift. Otherwise as pointer(element_offset(entry)).
+  llvm::Value* byte_exact_pointer(const SlotEntry& entry) {
+    llvm::IRBuilderBase& b = e.builder;
+    if (bits % 8 == 0) return pointer(element_offset(entry));
+    // Per dimension: the stride is a whole number of bytes, or else the index is.
+    std::vector<bool> whole_byte_stride(offsets.size());
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      const int64_t index_divisor =
+          gcd_all({offset_divisors[d], map.thread_part_divisor(static_cast<int>(d)),
+                   entry.index[d] == 0 ? int64_t{1} << 20 : entry.index[d]});
+      whole_byte_stride[d] = (e.divisor_of(view.stride_exprs[d]) * bits) % 8 == 0;
+      if (!whole_byte_stride[d] && (index_divisor * bits) % 8 != 0) {
+        return pointer(element_offset(entry));
+      }
+    }
+    llvm::Value* byte = e.const_i64(0);
+    for (size_t d = 0; d < offsets.size(); ++d) {
+      llvm::Value* index = index_i64(entry, d);
+      llvm::Value* term = nullptr;
+      if (whole_byte_stride[d]) {
+        // A loop-invariant byte stride.
+        llvm::Value* byte_stride =
+            b.CreateLShr(b.CreateMul(view.strides[d], e.const_i64(bits)), 3, "", /*isExact=*/true);
+        term = b.CreateMul(index, byte_stride);
+      } else {
+        term = b.CreateMul(
+            b.CreateLShr(b.CreateMul(index, e.const_i64(bits)), 3, "", /*isExact=*/true),
+            view.strides[d]);
+      }
+      byte = b.CreateAdd(byte, term);
+    }
+    return b.CreateInBoundsGEP(e.i8(), e.param_values[static_cast<size_t>(view.param)], {byte});
+  }
   llvm::Value* pointer(llvm::Value* element_offset) {
     llvm::IRBuilderBase& b = e.builder;
     llvm::Value* base = e.param_values[static_cast<size_t>(view.param)];
@@ -406,7 +442,7 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     builder.CreateCondBr(fast, vector_block, scalar_block);
     builder.SetInsertPoint(vector_block);
     if (result.packed) {
-      llvm::Value* base = access.pointer(start);
+      llvm::Value* base = access.byte_exact_pointer(*run.front());
       load_packed_words(result, run.front()->slot * bits / 32, access_bits, [&](int64_t byte) {
         return builder.CreateInBoundsGEP(i8(), base, {const_i64(byte)});
       });
@@ -1115,7 +1151,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         }
         llvm::Value* source_bytes = builder.CreateSelect(
             inside, const_i32(static_cast<int32_t>(piece_bytes)), const_i32(0));
-        llvm::Value* global = access.pointer(access.element_offset(*run.front()));
+        llvm::Value* global = access.byte_exact_pointer(*run.front());
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
         for (int64_t at = 0; at < bytes; at += piece_bytes) {
