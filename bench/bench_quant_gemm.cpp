@@ -13,7 +13,7 @@
 //                    [--repeats N] [--group G] [--variants "unroll=4,warps=8;stages=3"]
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
-// block_n, block_k, warps, split_k, unroll, stages), for tuning the chooser.
+// block_n, block_k, warps, split_k, unroll, stages, persistent_blocks), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -153,6 +153,8 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.unroll = value;
     } else if (key == "stages") {
       config.stages = value;
+    } else if (key == "persistent_blocks") {
+      config.persistent_blocks = value;
     } else {
       throw std::invalid_argument("unknown override key '" + key + "'");
     }

@@ -84,6 +84,11 @@ void validate(const QuantGemmConfig& config) {
   if (config.split_k < 1 || config.unroll < 1 || config.stages < 1) {
     fail(config, "split_k, unroll and stages must be at least 1");
   }
+  if (config.persistent_blocks < 0) fail(config, "persistent_blocks must not be negative");
+  if (config.persistent_blocks > 0 &&
+      (config.schedule != QuantSchedule::Decode || config.split_k != 1)) {
+    fail(config, "persistent_blocks needs the decode schedule and split_k 1");
+  }
 }
 
 // Bit b of the loaded flat index lives on: a register slot bit, a lane bit or a warp bit.
@@ -148,10 +153,11 @@ Layout column_values_layout(const MmaTiling& tiling, int64_t rows) {
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}", weight.name(), activation.name(),
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}", weight.name(), activation.name(),
       group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
-      block_n, block_k, warps, split_k, unroll);
+      block_n, block_k, warps, split_k, unroll,
+      persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -236,7 +242,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   const int64_t bn = config.block_n;
   const int64_t bk = config.block_k;
   const bool per_channel = config.group_size == 0;
-  const bool split = config.split_k > 1;
+  const bool split = config.uses_workspace();
+  const bool persistent = config.persistent_blocks > 0;
   // Scale rows a k tile spans, and the rows of W each covers.
   const int64_t scale_rows = (!per_channel && config.group_size < bk) ? bk / config.group_size : 1;
   const int64_t rows_per_scale = bk / scale_rows;
@@ -255,7 +262,11 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   const int64_t k_divisor =
       std::lcm(bk * config.split_k * config.unroll, per_channel ? int64_t{1} : config.group_size);
   Expr k = b.scalar("k", i32, k_divisor);
-  b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
+  if (persistent) {
+    b.launch({config.persistent_blocks, cdiv(m, bm), 1}, config.warps);
+  } else {
+    b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
+  }
 
   Tensor A = b.view(a, {m, k}, "A");
   Tensor W = b.view(w, {k / bk, n / bn, order.threads, order.per_thread}, "W");
@@ -265,9 +276,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   if (z) Z = b.view(*z, {groups, n}, "Z");
   Tensor C = b.view(c, {m, n}, split ? "workspace" : "C");
   Expr m0 = b.let("m0", b.block_id(1) * bm);
-  Expr n0 = b.let("n0", b.block_id(0) * bn);
-  Expr k_chunk = b.let("k_chunk", k / config.split_k);
-  Expr k_begin = b.let("k_begin", b.block_id(2) * k_chunk);
+  // Persistent blocks move from column tile to column tile: n0 is updated per share.
+  Expr n0 = b.let("n0", persistent ? Scalar(0) : Scalar(b.block_id(0) * bn));
 
   // The loaded runs → B fragments: reshape into digits, permute them, reshape to the tile.
   const std::vector<Digit> digits = digits_of(order);
@@ -303,7 +313,6 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   copy_iters.push_back(Iter{order.per_thread, 1, Axis::reg()});
   const Layout run_copy_threads(std::move(copy_iters), {});
 
-  Tensor acc = b.zeros({bm, bn}, f32, "acc", tiling.c_layout());
   // Everything a k tile reads goes through one ring of `stages` slots in shared memory, filled
   // by cp.async stages - 1 iterations ahead of the math: A ([block_m, block_k] per tile, zeros
   // past M, read as fragments with ldmatrix), the W runs (each thread reads its own run back
@@ -371,41 +380,67 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     return fragments * spread;
   };
 
-  // The loop runs over iteration indices, not k: the addresses of its copies are then affine in
-  // the loop variable, which LLVM turns into pointer increments.
-  const Expr t_begin = b.let("t_begin", k_begin / chunk);
-  const Expr t_end = b.let("t_end", t_begin + k_chunk / chunk);
-  for (int64_t step = 0; step + 1 < stages; ++step) {
-    auto guard = b.if_(t_begin + step < t_end);
-    copy_iteration((t_begin + step) * chunk, step);
-    guard.end();
+  // The k iterations [t_begin, t_end) of column tile n0, accumulated and written. The loop runs
+  // over iteration indices, not k: the addresses of its copies are then affine in the loop
+  // variable, which LLVM turns into pointer increments.
+  auto k_iterations = [&](const Expr& t_begin, const Expr& t_end) {
+    Tensor acc = b.zeros({bm, bn}, f32, "acc", tiling.c_layout());
+    for (int64_t step = 0; step + 1 < stages; ++step) {
+      auto guard = b.if_(t_begin + step < t_end);
+      copy_iteration((t_begin + step) * chunk, step);
+      guard.end();
+      b.commit();
+    }
+    auto loop = b.for_range(t_begin, t_end, 1, "t");
+    const Expr t = loop.var();
+    const Expr step = b.let("step", t - t_begin);
+    if (stages > 1) {
+      const Expr ahead = b.let("t_ahead", t + (stages - 1));
+      auto prefetch = b.if_(ahead < t_end);
+      copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
+    } else {
+      copy_iteration(t * chunk, 0);
+    }
     b.commit();
-  }
-  auto loop = b.for_range(t_begin, t_end, 1, "t");
-  const Expr t = loop.var();
-  const Expr step = b.let("step", t - t_begin);
-  if (stages > 1) {
-    const Expr ahead = b.let("t_ahead", t + (stages - 1));
-    auto prefetch = b.if_(ahead < t_end);
-    copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
+    b.wait(static_cast<int>(stages - 1));
+    b.barrier();
+    const Expr slot = b.let("slot", step % stages);
+    for (int64_t u = 0; u < unroll; ++u) {
+      Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
+      Tensor weights = weights_at(slot * unroll + u);
+      b.dot(acc, a_tile, weights);
+    }
+    b.barrier();  // the slot is overwritten by a later iteration's copy
+    loop.end();
+    if (split) {
+      b.atomic_add(C, {m0, n0}, acc);
+    } else {
+      b.store(C, {m0, n0}, b.cast(acc, act, "c_tile"));
+    }
+  };
+
+  const Expr iterations = b.let("iterations", k / chunk);  // per column tile
+  if (persistent) {
+    // Stream-K: the (column tile, iteration) pairs in order, an equal share per block, so that
+    // every block does the same work whatever the number of column tiles (no partial last
+    // wave). A share is cut where it crosses into the next column tile.
+    const Expr pairs = b.let("pairs", (n / bn) * iterations);
+    const Expr share = b.let("share", cdiv(pairs, config.persistent_blocks));
+    Expr pair = b.let("pair", b.block_id(0) * share);
+    const Expr pairs_end = b.let("pairs_end", min(pair + share, pairs));
+    Expr t_begin = b.let("t_begin", 0);
+    Expr t_end = b.let("t_end", 0);
+    auto shares = b.while_(pair < pairs_end);
+    b.assign(n0, (pair / iterations) * bn);
+    b.assign(t_begin, pair % iterations);
+    b.assign(t_end, min(iterations, t_begin + (pairs_end - pair)));
+    k_iterations(t_begin, t_end);
+    b.assign(pair, pair + (t_end - t_begin));
+    shares.end();
   } else {
-    copy_iteration(t * chunk, 0);
-  }
-  b.commit();
-  b.wait(static_cast<int>(stages - 1));
-  b.barrier();
-  const Expr slot = b.let("slot", step % stages);
-  for (int64_t u = 0; u < unroll; ++u) {
-    Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
-    Tensor weights = weights_at(slot * unroll + u);
-    b.dot(acc, a_tile, weights);
-  }
-  b.barrier();  // the slot is overwritten by a later iteration's copy
-  loop.end();
-  if (split) {
-    b.atomic_add(C, {m0, n0}, acc);
-  } else {
-    b.store(C, {m0, n0}, b.cast(acc, act, "c_tile"));
+    const Expr k_chunk = b.let("k_chunk", k / config.split_k);
+    const Expr t_begin = b.let("t_begin", b.block_id(2) * (k_chunk / chunk));
+    k_iterations(t_begin, t_begin + k_chunk / chunk);
   }
   return b.finish();
 }

@@ -53,7 +53,14 @@ struct QuantGemmConfig {
   int64_t split_k = 1;  // blocks along K; > 1 writes the f32 workspace
   int64_t unroll = 1;   // k tiles per iteration (per ring slot)
   int64_t stages = 2;   // slots of the A ring (1: no overlap of copy and math)
+  // Decode only, with split_k 1: > 0 launches this many blocks per row of M tiles, each taking
+  // an equal share of the (column tile, k iteration) pairs in order (stream-K); shares that
+  // cross a column tile add their partial sums through the f32 workspace like split K.
+  int64_t persistent_blocks = 0;
 
+  // Partial sums meet in the f32 workspace (split K or persistent blocks), and
+  // quant_gemm_finish rounds them into C.
+  bool uses_workspace() const { return split_k > 1 || persistent_blocks > 0; }
   std::string name() const;  // e.g. "quant_gemm_u4_f16_g128_decode_16x64x128_w4_s1_u1"
 };
 
@@ -91,9 +98,9 @@ struct FragmentOrder {
 // no conversion plan to the activation type, zero points on a type that is not unsigned.
 FragmentOrder fragment_order(const QuantGemmConfig& config);
 
-// The GEMM kernel. Parameters: a, w (re-packed), s, [z], then c (split_k == 1: the activation
-// type) or workspace (split_k > 1: f32, zero on entry and left to quant_gemm_finish), then m,
-// n, k. Grid: (N / block_n, cdiv(M, block_m), split_k).
+// The GEMM kernel. Parameters: a, w (re-packed), s, [z], then c (the activation type) or
+// workspace (uses_workspace(): f32, zero on entry and left to quant_gemm_finish), then m, n, k.
+// Grid: (N / block_n, cdiv(M, block_m), split_k), or (persistent_blocks, cdiv(M, block_m), 1).
 vm::Program quant_gemm(const QuantGemmConfig& config);
 
 // c[i] = round(workspace[i]) and workspace[i] = 0, for i < count: the end of a split-K GEMM.

@@ -17,7 +17,7 @@ dsl::GpuKernel build(vm::Program program) {
 
 QuantGemmDevice::QuantGemmDevice(const QuantGemmConfig& config)
     : config_(config), gemm_(build(quant_gemm(config))) {
-  if (config.split_k > 1) finish_.emplace(build(quant_gemm_finish(config.activation)));
+  if (config.uses_workspace()) finish_.emplace(build(quant_gemm_finish(config.activation)));
 }
 
 void QuantGemmDevice::run(runtime::DevicePointer a, runtime::DevicePointer w,

@@ -61,7 +61,7 @@ std::vector<uint16_t> run_quant_gemm_interpreted(const PreparedWeight& weight, i
   std::vector<float> workspace;
   std::vector<vm::Argument> arguments{host(a_codes), host(codes), host(scales)};
   if (config.zero_points) arguments.push_back(host(zeros));
-  if (config.split_k > 1) {
+  if (config.uses_workspace()) {
     workspace.assign(c.size(), 0.0F);
     arguments.push_back(host(workspace));
   } else {
@@ -70,7 +70,7 @@ std::vector<uint16_t> run_quant_gemm_interpreted(const PreparedWeight& weight, i
   arguments.insert(arguments.end(),
                    {vm::Argument{m}, vm::Argument{weight.n}, vm::Argument{weight.k}});
   vm::interpret(program, arguments);
-  if (config.split_k > 1) {
+  if (config.uses_workspace()) {
     vm::Program finish = quant_gemm_finish(config.activation);
     vm::run_default_passes(finish);
     const std::vector<vm::Argument> finish_arguments{host(workspace), host(c),

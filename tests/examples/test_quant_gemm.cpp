@@ -104,6 +104,14 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     config.block_m = 32;
     run_case(config, 40, 32, 128, 6);
   }
+  // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
+  // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
+  for (int64_t blocks : {3, 5, 8}) {
+    QuantGemmConfig config = base;
+    config.persistent_blocks = blocks;
+    config.stages = 3;
+    run_case(config, 3, 64, 256, 7);
+  }
 }
 
 TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") {
@@ -137,6 +145,11 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.activation = DataType::f32();
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("activation type f32"));
+  bad = config;
+  bad.persistent_blocks = 4;
+  bad.split_k = 2;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("persistent_blocks needs the decode schedule and split_k 1"));
   bad = config;
   bad.block_n = 48;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),

@@ -108,6 +108,13 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   split.unroll = 2;
   split.stages = 3;
   run_case(split, 9, 128, 2048, 203);
+  // Persistent blocks whose shares cross column tiles (4 tiles x 16 iterations over 7 blocks).
+  QuantGemmConfig persistent;
+  persistent.block_n = 64;
+  persistent.block_k = 64;
+  persistent.stages = 4;
+  persistent.persistent_blocks = 7;
+  run_case(persistent, 3, 256, 1024, 204);
 }
 
 TEST_CASE("a bad call is refused before launch", "[gpu][quant_gemm]") {

@@ -217,6 +217,7 @@ void bind_quant(py::module_& module) {
       .def_readonly("split_k", &QuantGemmConfig::split_k)
       .def_readonly("unroll", &QuantGemmConfig::unroll)
       .def_readonly("stages", &QuantGemmConfig::stages)
+      .def_readonly("persistent_blocks", &QuantGemmConfig::persistent_blocks)
       .def_property_readonly("name", &QuantGemmConfig::name)
       .def("__repr__",
            [](const QuantGemmConfig& config) { return "<QuantGemmConfig " + config.name() + ">"; });

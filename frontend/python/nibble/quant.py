@@ -232,7 +232,7 @@ def config_key(config) -> tuple:
     """Every field of a QuantGemmConfig, as a dictionary key."""
     return (config.weight.name, config.activation.name, config.group_size, config.zero_points,
             config.schedule, config.block_m, config.block_n, config.block_k, config.warps,
-            config.split_k, config.unroll, config.stages)
+            config.split_k, config.unroll, config.stages, config.persistent_blocks)
 
 
 def _host_array(value, what: str) -> np.ndarray:
