@@ -218,7 +218,7 @@ TEST_CASE("the library's GEMMs are the configurations choose_quant_gemm_config p
 }
 
 TEST_CASE("the quant dispatcher picks the variant of the device and the types", "[aot][quant]") {
-  SECTION("decode u4 x f16 on sm_90 runs the sm_90a cubin, split K in 16") {
+  SECTION("decode u4 x f16 on sm_90 runs the sm_90a cubin, split K in 8") {
     Device device(90);
     nbl_plan plan{};
     REQUIRE(plan_decode(Call{}, plan) == NBL_SUCCESS);
@@ -228,7 +228,7 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
     CHECK(plan.is_ptx == 0);
     CHECK(plan.grid[0] == 4096 / 128);
     CHECK(plan.grid[1] == 1);
-    CHECK(plan.grid[2] == 16);
+    CHECK(plan.grid[2] == 8);
     CHECK(plan.block[0] == 128);
   }
   SECTION("sm_80 … sm_89 run the sm_80 cubin; newer GPUs the PTX; older none") {
@@ -351,7 +351,7 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
       nibble::aot_examples::quant_gemm_config_of_variant(decode.variant);
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
-  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x128x64_w4_s16_u1");
+  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_16x128x64_w4_s8_u2");
   CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_128x128x64_w4_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.
