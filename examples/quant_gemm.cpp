@@ -532,14 +532,16 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
       n % 128 == 0) {
     config.block_n = 128;
     config.stages = 4;
-    // Measured on an H200 at M = 1 (session 4): two k tiles per iteration in a 2-slot ring,
-    // 49.3 us against 51.9 at K=8192 N=28672 and 87.6 against 93.3 at N=57344 (fewer loop,
-    // barrier and copy-issue instructions per weight: the kernel is bound by instruction issue,
-    // not by memory latency). 4-bit weights only: measured there.
-    if (weight.bits() == 4 && k % (config.block_k * 2) == 0) {
-      config.unroll = 2;
-      config.stages = 2;
-    }
+  }
+  // Measured on an H200 at M = 1 and 16 (session 4): two k tiles per iteration in a 2-slot ring, u4
+  // 49.3 us against 51.9 at K=8192 N=28672 and 87.6 against 93.3 at N=57344; u8 76.9 against
+  // 81.6 (fewer loop, barrier and copy-issue instructions per weight: ncu finds the kernel bound
+  // by instruction issue and dependent chains, not by memory latency). Odd widths (u3, f6e3m2)
+  // ran 25% slower so (their longer runs); small floats were not measured.
+  if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.is_integer() &&
+      (weight.bits() == 4 || weight.bits() == 8) && k % (config.block_k * 2) == 0) {
+    config.unroll = 2;
+    config.stages = 2;
   }
   if (config.schedule == QuantSchedule::Decode) {
     // Split K while the grid has fewer than eight blocks per SM (more resident warps hide more
