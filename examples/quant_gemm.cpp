@@ -533,11 +533,11 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     config.block_n = 128;
     config.stages = 4;
   }
-  // Measured on an H200 at M = 1 and 16 (session 4): two k tiles per iteration in a 2-slot ring, u4
-  // 49.3 us against 51.9 at K=8192 N=28672 and 87.6 against 93.3 at N=57344; u8 76.9 against
-  // 81.6 (fewer loop, barrier and copy-issue instructions per weight: ncu finds the kernel bound
-  // by instruction issue and dependent chains, not by memory latency). Odd widths (u3, f6e3m2)
-  // ran 25% slower so (their longer runs); small floats were not measured.
+  // Measured on an H200 at M = 1 and 16: two k tiles per iteration in a 2-slot ring, u4 49.3 us
+  // against 51.9 at K=8192 N=28672 and 87.6 against 93.3 at N=57344; u8 76.9 against 81.6 (fewer
+  // loop, barrier and copy-issue instructions per weight: ncu finds the kernel bound by
+  // instruction issue and dependent chains, not by memory latency). Odd widths (u3, f6e3m2) ran
+  // 25% slower so (their longer runs); small floats were not measured.
   if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.is_integer() &&
       (weight.bits() == 4 || weight.bits() == 8) && k % (config.block_k * 2) == 0) {
     config.unroll = 2;
@@ -546,7 +546,7 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   if (config.schedule == QuantSchedule::Decode) {
     // Split K while the grid has fewer than eight blocks per SM (more resident warps hide more
     // of the kernel's latencies; measured on an H200: K=8192 N=28672 M=1 u4 went from 111 us to
-    // 80 us with 4 splits in session 2) and each split keeps at least 4 iterations.
+    // 80 us with 4 splits, on an earlier kernel) and each split keeps at least 4 iterations.
     const int64_t chunk = config.block_k * config.unroll;
     while (n / config.block_n * config.split_k < 8 * sm_count &&
            k % (chunk * config.split_k * 2) == 0 && k / (chunk * config.split_k * 2) >= 4) {

@@ -65,6 +65,16 @@ TEST_CASE("every weight type, decode and prefill configurations, on the interpre
       run_case(config, m, n, k, 11);
     }
   }
+  // The decode picks for 4- and 8-bit integers iterate over two k tiles, which then span
+  // several groups of 32 or 64 rows.
+  for (const char* type : {"u4", "i8"}) {
+    for (int64_t group : {32, 64}) {
+      const QuantGemmConfig config = examples::choose_quant_gemm_config(
+          1, 128, 1024, DataType::parse(type), DataType::f16(), group, false);
+      CHECK(config.unroll == 2);
+      run_case(config, 1, 128, 1024, 12);
+    }
+  }
 }
 
 TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the interpreter",
