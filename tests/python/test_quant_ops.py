@@ -91,8 +91,8 @@ def test_leading_dimensions_are_flattened_and_a_vector_gives_a_vector():
 
 
 def test_prefill_schedule_split_k_and_caches():
-    qw = nb.quantize(random_weights(512, 128, seed=6), dtype="u4", group_size=128)
-    a = random_activations((77, 512), np.float16)
+    qw = nb.quantize(random_weights(1024, 128, seed=6), dtype="u4", group_size=128)
+    a = random_activations((77, 1024), np.float16)
     assert_matches_reference(ops.quant_matmul(a, qw), a, qw)
     prefill = ops.choose_config(77, qw, "f16", 132)
     assert prefill.schedule == "prefill"
@@ -102,7 +102,7 @@ def test_prefill_schedule_split_k_and_caches():
     assert ops.choose_config(9, qw, "f16", 132) is decode
     assert ops.choose_config(20, qw, "f16", 132) is not decode
     for m in (3, 9, 16):
-        a = random_activations((m, 512), np.float16, seed=m)
+        a = random_activations((m, 1024), np.float16, seed=m)
         assert_matches_reference(ops.quant_matmul(a, qw), a, qw)
     assert len(qw._prepared) == 2  # prefill and decode-16
 
