@@ -327,10 +327,12 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   Tensor a_ring = b.alloc_shared({stages * bm, chunk}, act, "a_ring", swizzle);
   Tensor w_ring = b.alloc_shared({stages * unroll, 1, order.threads, order.per_thread},
                                  stored_weight_type(config), "w_ring");
-  // Per k tile, the scale rows it spans (one row when a group covers several tiles).
-  Tensor s_ring = b.alloc_shared({stages * unroll * scale_rows, bn}, act, "s_ring");
+  // Per k tile, the scale rows it spans (one row when a group covers several tiles); the tiles
+  // of an iteration that lies in one group share theirs (copied and read once).
+  const int64_t scale_tiles = (per_channel || config.group_size % chunk == 0) ? 1 : unroll;
+  Tensor s_ring = b.alloc_shared({stages * scale_tiles * scale_rows, bn}, act, "s_ring");
   std::optional<Tensor> z_ring;
-  if (Z) z_ring = b.alloc_shared({stages * unroll * scale_rows, bn}, act, "z_ring");
+  if (Z) z_ring = b.alloc_shared({stages * scale_tiles * scale_rows, bn}, act, "z_ring");
   auto scale_row_of = [&](const Expr& k0) {
     return per_channel ? Scalar(0) : Scalar(k0 / config.group_size);
   };
@@ -344,8 +346,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.copy_async(a_ring, {slot_index * bm, 0}, A, {m0, k_start}, {bm, chunk}, {}, {1});
     b.copy_async(w_ring, {slot_index * unroll, 0, 0, 0}, W, {k_start / bk, n0 / bn, 0, 0},
                  {unroll, 1, order.threads, order.per_thread}, run_copy_threads, {0, 1, 2, 3});
-    for (int64_t u = 0; u < unroll; ++u) {
-      const Expr row = (slot_index * unroll + u) * scale_rows;
+    for (int64_t u = 0; u < scale_tiles; ++u) {
+      const Expr row = (slot_index * scale_tiles + u) * scale_rows;
       const Scalar scale_row = scale_row_of(k_start + u * bk);
       b.copy_async(s_ring, {row, 0}, S, {scale_row, n0}, {scale_rows, bn}, {}, {0, 1});
       if (z_ring)
@@ -353,8 +355,10 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
   };
 
-  // One k tile's B operand, dequantized, in fragment layout, from ring row `tile`.
-  auto weights_at = [&](const Expr& tile) {
+  // Tile u of ring slot `slot`: its B operand, dequantized, in fragment layout.
+  auto weights_at = [&](const Expr& slot, int64_t u) {
+    const Expr tile = slot * unroll + u;
+    const Expr scale_row = (slot * scale_tiles + std::min(u, scale_tiles - 1)) * scale_rows;
     Tensor runs =
         b.load_shared(w_ring, {tile, 0, 0, 0}, {1, 1, order.threads, order.per_thread}, "runs");
     b.set_layout(runs, run_layout);
@@ -365,12 +369,12 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.set_layout(permuted, replicated_over_warp_rows(permuted_iters, tiling));
     Tensor fragments = b.reshape(permuted, {bk, bn}, "fragments");
     b.set_layout(fragments, tiling.b_layout());
-    Tensor scales = b.load_shared(s_ring, {tile * scale_rows, 0}, {scale_rows, bn}, "scales");
+    Tensor scales = b.load_shared(s_ring, {scale_row, 0}, {scale_rows, bn}, "scales");
     b.set_layout(scales, scale_layout);
     Tensor spread = b.repeat(scales, rows_per_scale, 0, "scale_tile");
     b.set_layout(spread, tiling.b_layout());
     if (z_ring) {
-      Tensor zeros = b.load_shared(*z_ring, {tile * scale_rows, 0}, {scale_rows, bn}, "zeros");
+      Tensor zeros = b.load_shared(*z_ring, {scale_row, 0}, {scale_rows, bn}, "zeros");
       b.set_layout(zeros, scale_layout);
       Tensor zero_tile = b.repeat(zeros, rows_per_scale, 0, "zero_tile");
       b.set_layout(zero_tile, tiling.b_layout());
@@ -407,7 +411,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     const Expr slot = b.let("slot", step % stages);
     for (int64_t u = 0; u < unroll; ++u) {
       Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
-      Tensor weights = weights_at(slot * unroll + u);
+      Tensor weights = weights_at(slot, u);
       b.dot(acc, a_tile, weights);
     }
     b.barrier();  // the slot is overwritten by a later iteration's copy
