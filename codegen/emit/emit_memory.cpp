@@ -201,6 +201,12 @@ struct GlobalAccess {
     const size_t last = offsets.size() - 1;
     return dimension_inside(index_i64(entry, last), last);
   }
+  // A power of two known to divide the entry's index along d: the offset's, the thread part's
+  // and the slot part's divisors.
+  int64_t index_divisor(const SlotEntry& entry, size_t d) const {
+    return gcd_all({offset_divisors[d], map.thread_part_divisor(static_cast<int>(d)),
+                    entry.index[d] == 0 ? int64_t{1} << 20 : entry.index[d]});
+  }
   // Along the last dimension the run of k elements is wholly inside the view or wholly outside
   // it: its first index and the view's extent are provably multiples of k. Then the run's first
   // index alone decides, and no element-wise fallback is needed for ragged edges.
@@ -208,10 +214,8 @@ struct GlobalAccess {
     const size_t last = offsets.size() - 1;
     const auto k = static_cast<int64_t>(run.size());
     if (assumed_inside.size() > last && assumed_inside[last]) return true;
-    const int64_t first_divisor =
-        gcd_all({offset_divisors[last], map.thread_part_divisor(static_cast<int>(last)),
-                 run.front()->index[last] == 0 ? int64_t{1} << 20 : run.front()->index[last]});
-    return first_divisor % k == 0 && e.divisor_of(view.shape_exprs[last]) % k == 0;
+    return index_divisor(*run.front(), last) % k == 0 &&
+           e.divisor_of(view.shape_exprs[last]) % k == 0;
   }
   // The address of the run's first element is provably a multiple of access_bits, or nullptr
   // and `check` set to the run-time test.
@@ -220,11 +224,8 @@ struct GlobalAccess {
       return false;
     int64_t divisor = 0;
     for (size_t d = 0; d < offsets.size(); ++d) {
-      const int64_t index_divisor =
-          gcd_all({offset_divisors[d], map.thread_part_divisor(static_cast<int>(d)),
-                   run.front()->index[d] == 0 ? int64_t{1} << 20 : run.front()->index[d]});
       const int64_t stride_divisor = e.divisor_of(view.stride_exprs[d]);
-      divisor = std::gcd(divisor, index_divisor * stride_divisor);
+      divisor = std::gcd(divisor, index_divisor(*run.front(), d) * stride_divisor);
     }
     if (divisor == 0) divisor = int64_t{1} << 20;
     return (divisor * bits) % access_bits == 0;
@@ -239,11 +240,8 @@ struct GlobalAccess {
     // Per dimension: the stride is a whole number of bytes, or else the index is.
     std::vector<bool> whole_byte_stride(offsets.size());
     for (size_t d = 0; d < offsets.size(); ++d) {
-      const int64_t index_divisor =
-          gcd_all({offset_divisors[d], map.thread_part_divisor(static_cast<int>(d)),
-                   entry.index[d] == 0 ? int64_t{1} << 20 : entry.index[d]});
       whole_byte_stride[d] = (e.divisor_of(view.stride_exprs[d]) * bits) % 8 == 0;
-      if (!whole_byte_stride[d] && (index_divisor * bits) % 8 != 0) {
+      if (!whole_byte_stride[d] && (index_divisor(entry, d) * bits) % 8 != 0) {
         return pointer(element_offset(entry));
       }
     }
