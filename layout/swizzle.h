@@ -56,11 +56,13 @@ class Swizzle {
   // The layout coordinate with its `axis` entry swizzled.
   Coord on_coord(const Coord& coord, Axis axis, int element_bits) const;
 
+  // The bits written: [base, base + bits).
+  int64_t mask() const { return ((int64_t{1} << bits_) - 1) << base_; }
+
   std::string to_string() const;
   bool operator==(const Swizzle&) const = default;
 
  private:
-  int64_t mask() const { return ((int64_t{1} << bits_) - 1) << base_; }
   int bits_ = 0;
   int base_ = 0;
   int shift_ = 0;

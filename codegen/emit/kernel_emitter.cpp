@@ -1,9 +1,12 @@
 #include "codegen/emit/kernel_emitter.h"
 
 #include <fmt/format.h>
+#include <llvm/Analysis/ValueTracking.h>
 #include <llvm/IR/CallingConv.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
+#include <llvm/Support/KnownBits.h>
 
+#include <bit>
 #include <numeric>
 
 #include "codegen/llvm_backend.h"
@@ -93,7 +96,14 @@ void KernelEmitter::declare_function() {
     }
     param_values[static_cast<size_t>(abi.program_index)] = value;
   }
-  thread_index = prologue.CreateIntrinsic(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x, {}, {});
+  // The block size is fixed, so tid.x < threads: the range lets known-bits reasoning drop the
+  // warp digits a one-warp-row tiling never uses and prove address bits free (tile_address).
+  auto* tid = prologue.CreateIntrinsic(llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x, {}, {});
+  tid->addRetAttr(llvm::Attribute::get(
+      context, llvm::Attribute::Range,
+      llvm::ConstantRange(llvm::APInt(32, 0),
+                          llvm::APInt(32, static_cast<uint64_t>(program.threads())))));
+  thread_index = tid;
 
   shared_ = new llvm::GlobalVariable(*module, llvm::ArrayType::get(i8(), 0), false,
                                      llvm::GlobalValue::ExternalLinkage, nullptr, "nibble_smem",
@@ -527,8 +537,47 @@ const SharedTile& KernelEmitter::tile(TensorId id) const {
   return found->second;
 }
 
+namespace {
+
+// value * factor, as a shift where the factor is a power of two (LLVM's known bits of a multiply
+// keep only its trailing zeros).
+llvm::Value* scaled(llvm::IRBuilderBase& b, llvm::Value* value, int64_t factor) {
+  if (factor > 0 && std::has_single_bit(static_cast<uint64_t>(factor))) {
+    return b.CreateShl(value,
+                       static_cast<uint64_t>(std::countr_zero(static_cast<uint64_t>(factor))));
+  }
+  return b.CreateMul(value, b.getInt32(static_cast<uint32_t>(factor)));
+}
+
+// The addends of `value` (through nested adds) that are not constants, and the sum of those
+// that are.
+void collect_addends(llvm::Value* value, std::vector<llvm::Value*>& addends, int64_t& constant) {
+  if (auto* integer = llvm::dyn_cast<llvm::ConstantInt>(value)) {
+    constant += integer->getSExtValue();
+    return;
+  }
+  auto* add = llvm::dyn_cast<llvm::BinaryOperator>(value);
+  if (add != nullptr && add->getOpcode() == llvm::Instruction::Add) {
+    collect_addends(add->getOperand(0), addends, constant);
+    collect_addends(add->getOperand(1), addends, constant);
+    return;
+  }
+  addends.push_back(value);
+}
+
+// The bits of a 32-bit sum that may be one, given those of its terms: their union where no two
+// terms share a bit (no carries), else every bit from the lowest shared one up as well.
+uint32_t sum_may_be_one(uint32_t sum, uint32_t term) {
+  const uint32_t shared = sum & term;
+  if (shared == 0) return sum | term;
+  return sum | term | ~((uint32_t{1} << std::countr_zero(shared)) - 1);
+}
+
+}  // namespace
+
 std::pair<llvm::Value*, llvm::Value*> KernelEmitter::tile_address(
     const SharedTile& tile, const std::vector<llvm::Value*>& index) {
+  if (auto split = split_tile_address(tile, index)) return {*split, const_i32(0)};
   llvm::Value* element = const_i32(tile.layout.offset().get(layout::Axis::smem()));
   for (size_t d = 0; d < index.size(); ++d) {
     const std::vector<layout::Iter>& iters = tile.groups[d];
@@ -548,14 +597,76 @@ std::pair<llvm::Value*, llvm::Value*> KernelEmitter::tile_address(
   llvm::Value* bit = builder.CreateMul(element, const_i32(bits));
   llvm::Value* byte = builder.CreateLShr(bit, 3);
   llvm::Value* within = bits % 8 == 0 ? const_i32(0) : builder.CreateAnd(bit, 7);
-  if (!tile.swizzle.is_identity()) {
-    const int64_t mask = ((int64_t{1} << tile.swizzle.bits()) - 1) << tile.swizzle.base();
-    byte = builder.CreateXor(
-        byte,
-        builder.CreateAnd(builder.CreateLShr(byte, static_cast<uint64_t>(tile.swizzle.shift())),
-                          const_i32(mask)));
-  }
+  if (!tile.swizzle.is_identity()) byte = swizzled(tile.swizzle, byte);
   return {builder.CreateAdd(byte, const_i32(tile.base_bytes)), within};
+}
+
+llvm::Value* KernelEmitter::swizzled(const layout::Swizzle& swizzle, llvm::Value* byte) {
+  return builder.CreateXor(
+      byte, builder.CreateAnd(builder.CreateLShr(byte, static_cast<uint64_t>(swizzle.shift())),
+                              const_i32(swizzle.mask())));
+}
+
+// Most tile indices are a thread's (or a loop's) part plus a constant: the entry of a register
+// run, the k step of an mma operand. Where every dimension of the tile is one stride, the byte
+// offset splits the same way, and where the run-time part can have no bit in common with the
+// constant one, their sum is their XOR, which the swizzle (linear over XOR) maps to the XOR of
+// the two swizzled parts. The run-time part is then shared by every constant, and each address
+// costs one XOR, or nothing where the two swizzled parts have no bit in common either (an add
+// the load folds into its immediate offset). The bits that may be one are found per addend
+// (LLVM's known bits see only a few levels into an expression).
+std::optional<llvm::Value*> KernelEmitter::split_tile_address(
+    const SharedTile& tile, const std::vector<llvm::Value*>& index) {
+  const int bits = tile.dtype.bits();
+  if (bits % 8 != 0) return std::nullopt;
+  const llvm::DataLayout& data_layout = module->getDataLayout();
+  llvm::Value* byte = nullptr;
+  uint32_t may_be_one = 0;
+  int64_t constant_byte = tile.layout.offset().get(layout::Axis::smem()) * (bits / 8);
+  for (size_t d = 0; d < index.size(); ++d) {
+    const layout::Iter* stride = nullptr;
+    for (const layout::Iter& iter : tile.groups[d]) {
+      if (iter.extent == 1 || iter.stride == 0) continue;
+      if (stride != nullptr) return std::nullopt;
+      stride = &iter;
+    }
+    if (stride == nullptr) continue;
+    const int64_t factor = stride->stride * (bits / 8);
+    const int factor_zeros = std::countr_zero(static_cast<uint64_t>(factor));
+    std::vector<llvm::Value*> addends;
+    int64_t constant = 0;
+    collect_addends(index[d], addends, constant);
+    constant_byte += constant * factor;
+    for (llvm::Value* addend : addends) {
+      const llvm::KnownBits known = llvm::computeKnownBits(addend, data_layout);
+      uint32_t mask = static_cast<uint32_t>(~known.Zero.getZExtValue());
+      if (std::has_single_bit(static_cast<uint64_t>(factor))) {
+        mask <<= factor_zeros;
+      } else {
+        const int zeros =
+            std::min(31, static_cast<int>(known.countMinTrailingZeros()) + factor_zeros);
+        mask = ~((uint32_t{1} << zeros) - 1);
+      }
+      may_be_one = sum_may_be_one(may_be_one, mask);
+      llvm::Value* term = scaled(builder, addend, factor);
+      byte = byte == nullptr ? term : builder.CreateAdd(byte, term);
+    }
+  }
+  if (byte == nullptr || constant_byte < 0 || constant_byte > INT32_MAX) return std::nullopt;
+  if (tile.swizzle.is_identity())
+    return builder.CreateAdd(byte, const_i32(constant_byte + tile.base_bytes));
+  if ((may_be_one & static_cast<uint32_t>(constant_byte)) != 0) return std::nullopt;
+  const layout::Swizzle& swizzle = tile.swizzle;
+  const uint32_t swizzled_may_be_one =
+      may_be_one | ((may_be_one >> swizzle.shift()) & static_cast<uint32_t>(swizzle.mask()));
+  const int64_t swizzled_constant = swizzle(constant_byte);
+  llvm::Value* address = swizzled(swizzle, byte);
+  if ((swizzled_may_be_one & static_cast<uint32_t>(swizzled_constant)) != 0) {
+    address = builder.CreateXor(address, const_i32(swizzled_constant));
+  } else {
+    address = builder.CreateAdd(address, const_i32(swizzled_constant));
+  }
+  return builder.CreateAdd(address, const_i32(tile.base_bytes));
 }
 
 int64_t KernelEmitter::reserve_scratch(int64_t bytes) {

@@ -227,6 +227,10 @@ class KernelEmitter {
   // tile element at a logical multi-index (i32 values).
   std::pair<llvm::Value*, llvm::Value*> tile_address(const SharedTile& tile,
                                                      const std::vector<llvm::Value*>& index);
+  // The byte offset as a run-time part and a constant (see kernel_emitter.cpp), or nullopt.
+  std::optional<llvm::Value*> split_tile_address(const SharedTile& tile,
+                                                 const std::vector<llvm::Value*>& index);
+  llvm::Value* swizzled(const layout::Swizzle& swizzle, llvm::Value* byte);
   // The byte offset of the scratch region, growing it to hold `bytes`.
   int64_t reserve_scratch(int64_t bytes);
   void barrier();
