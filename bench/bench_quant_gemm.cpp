@@ -13,7 +13,8 @@
 //                    [--repeats N] [--group G] [--variants "unroll=4,warps=8;stages=3"]
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
-// block_n, block_k, warps, split_k, unroll, stages, persistent_blocks), for tuning the chooser.
+// block_n, block_k, warps, split_k, unroll, stages, persistent_blocks, scale_after_mma,
+// min_blocks_per_sm), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -155,6 +156,10 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.stages = value;
     } else if (key == "persistent_blocks") {
       config.persistent_blocks = value;
+    } else if (key == "scale_after_mma") {
+      config.scale_after_mma = value != 0;
+    } else if (key == "min_blocks_per_sm") {
+      config.min_blocks_per_sm = static_cast<int>(value);
     } else {
       throw std::invalid_argument("unknown override key '" + key + "'");
     }

@@ -138,9 +138,11 @@ int run_quantize(Arguments args, std::ostream& out) {
     repacked = examples::repack_weight(weight, config);
     config_json = fmt::format(
         "{{\"name\": \"{}\", \"block_m\": {}, \"block_n\": {}, \"block_k\": {}, \"warps\": {}, "
-        "\"split_k\": {}, \"unroll\": {}, \"stages\": {}, \"stored_type\": \"{}\"}}",
+        "\"split_k\": {}, \"unroll\": {}, \"stages\": {}, \"scale_after_mma\": {}, "
+        "\"min_blocks_per_sm\": {}, \"stored_type\": \"{}\"}}",
         config.name(), config.block_m, config.block_n, config.block_k, config.warps, config.split_k,
-        config.unroll, config.stages, examples::stored_weight_type(config).name());
+        config.unroll, config.stages, config.scale_after_mma, config.min_blocks_per_sm,
+        examples::stored_weight_type(config).name());
   }
 
   std::filesystem::create_directories(*output);

@@ -85,9 +85,22 @@ void validate(const QuantGemmConfig& config) {
     fail(config, "split_k, unroll and stages must be at least 1");
   }
   if (config.persistent_blocks < 0) fail(config, "persistent_blocks must not be negative");
+  if (config.min_blocks_per_sm < 0 || config.min_blocks_per_sm * 32 * config.warps > 2048) {
+    fail(config, fmt::format("min_blocks_per_sm {}: at most 2048 threads fit on an SM",
+                             config.min_blocks_per_sm));
+  }
   if (config.persistent_blocks > 0 &&
       (config.schedule != QuantSchedule::Decode || config.split_k != 1)) {
     fail(config, "persistent_blocks needs the decode schedule and split_k 1");
+  }
+  if (config.scale_after_mma) {
+    const int64_t chunk = config.block_k * config.unroll;
+    if (config.schedule != QuantSchedule::Decode ||
+        (config.group_size > 0 && config.group_size % chunk != 0)) {
+      fail(config, fmt::format("scale_after_mma needs the decode schedule and a group size that "
+                               "is a multiple of block_k * unroll = {}",
+                               chunk));
+    }
   }
 }
 
@@ -149,15 +162,31 @@ Layout column_values_layout(const MmaTiling& tiling, int64_t rows) {
   return Layout(std::move(shard), std::move(replica));
 }
 
+// The layout of a [1, block_n] row of per-column values that repeat() spreads over the C
+// fragments without moving data: each thread holds the two columns of each of its atoms,
+// replicated over the eight lanes of an atom column and over the warp rows.
+Layout accumulator_columns_layout(const MmaTiling& tiling) {
+  std::vector<Iter> shard;
+  if (tiling.warps_n > 1) shard.push_back(Iter{tiling.warps_n, 1, Axis::warp()});
+  if (tiling.tiles_n() > 1) shard.push_back(Iter{tiling.tiles_n(), 2, Axis::reg()});
+  shard.push_back(Iter{4, 1, Axis::lane()});
+  shard.push_back(Iter{2, 1, Axis::reg()});
+  std::vector<Iter> replica{Iter{8, 4, Axis::lane()}};
+  if (tiling.warps_m > 1) replica.push_back(Iter{tiling.warps_m, tiling.warps_n, Axis::warp()});
+  return Layout(std::move(shard), std::move(replica));
+}
+
 }  // namespace
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}", weight.name(), activation.name(),
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}", weight.name(), activation.name(),
       group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
       block_n, block_k, warps, split_k, unroll,
-      persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "");
+      persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "",
+      scale_after_mma ? "_sa" : "",
+      min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -267,6 +296,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   } else {
     b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
   }
+  if (config.min_blocks_per_sm > 0) b.min_blocks_per_sm(config.min_blocks_per_sm);
 
   Tensor A = b.view(a, {m, k}, "A");
   Tensor W = b.view(w, {k / bk, n / bn, order.threads, order.per_thread}, "W");
@@ -355,7 +385,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
   };
 
-  // Tile u of ring slot `slot`: its B operand, dequantized, in fragment layout.
+  // Tile u of ring slot `slot`: its B operand, dequantized, in fragment layout (unscaled with
+  // scale_after_mma).
   auto weights_at = [&](const Expr& slot, int64_t u) {
     const Expr tile = slot * unroll + u;
     const Expr scale_row = (slot * scale_tiles + std::min(u, scale_tiles - 1)) * scale_rows;
@@ -369,19 +400,16 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.set_layout(permuted, replicated_over_warp_rows(permuted_iters, tiling));
     Tensor fragments = b.reshape(permuted, {bk, bn}, "fragments");
     b.set_layout(fragments, tiling.b_layout());
-    Tensor scales = b.load_shared(s_ring, {scale_row, 0}, {scale_rows, bn}, "scales");
-    b.set_layout(scales, scale_layout);
-    Tensor spread = b.repeat(scales, rows_per_scale, 0, "scale_tile");
-    b.set_layout(spread, tiling.b_layout());
-    if (z_ring) {
-      Tensor zeros = b.load_shared(*z_ring, {scale_row, 0}, {scale_rows, bn}, "zeros");
-      b.set_layout(zeros, scale_layout);
-      Tensor zero_tile = b.repeat(zeros, rows_per_scale, 0, "zero_tile");
-      b.set_layout(zero_tile, tiling.b_layout());
-      Tensor centered = fragments - zero_tile;
-      return centered * spread;
-    }
-    return fragments * spread;
+    auto column_values = [&](const Tensor& ring, std::string_view name) {
+      Tensor rows = b.load_shared(ring, {scale_row, 0}, {scale_rows, bn}, name);
+      b.set_layout(rows, scale_layout);
+      Tensor spread = b.repeat(rows, rows_per_scale, 0, fmt::format("{}_tile", name));
+      b.set_layout(spread, tiling.b_layout());
+      return spread;
+    };
+    if (z_ring) fragments = fragments - column_values(*z_ring, "zeros");
+    if (config.scale_after_mma) return fragments;
+    return fragments * column_values(s_ring, "scales");
   };
 
   // The k iterations [t_begin, t_end) of column tile n0, accumulated and written. The loop runs
@@ -409,10 +437,20 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.wait(static_cast<int>(stages - 1));
     b.barrier();
     const Expr slot = b.let("slot", step % stages);
+    // With scale_after_mma the iteration's products meet in `part`, which its group's scales
+    // (a row in the C fragments' column order, repeated over the rows) multiply into acc.
+    Tensor sums = config.scale_after_mma ? b.zeros({bm, bn}, f32, "part", tiling.c_layout()) : acc;
     for (int64_t u = 0; u < unroll; ++u) {
       Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
       Tensor weights = weights_at(slot, u);
-      b.dot(acc, a_tile, weights);
+      b.dot(sums, a_tile, weights);
+    }
+    if (config.scale_after_mma) {
+      Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
+      b.set_layout(scales, accumulator_columns_layout(tiling));
+      Tensor spread = b.repeat(b.cast(scales, f32, "group_scales_f32"), bm, 0, "group_scale_tile");
+      b.set_layout(spread, tiling.c_layout());
+      b.assign(acc, fma(sums, spread, acc));
     }
     b.barrier();  // the slot is overwritten by a later iteration's copy
     loop.end();
@@ -551,11 +589,23 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // Split K while the grid has fewer than eight blocks per SM (more resident warps hide more
     // of the kernel's latencies; measured on an H200: K=8192 N=28672 M=1 u4 went from 111 us to
     // 80 us with 4 splits, on an earlier kernel) and each split keeps at least 4 iterations.
+    // 8-bit weights (64-column tiles) want sixteen: u8 M=1 K=8192 N=28672 75.2 us with 8 splits
+    // against 81.3 with 4, N=57344 137.7 with 8 against 146.5 with 2.
     const int64_t chunk = config.block_k * config.unroll;
-    while (n / config.block_n * config.split_k < 8 * sm_count &&
+    const int64_t blocks_per_sm = weight.bits() == 8 ? 16 : 8;
+    while (n / config.block_n * config.split_k < blocks_per_sm * sm_count &&
            k % (chunk * config.split_k * 2) == 0 && k / (chunk * config.split_k * 2) >= 4) {
       config.split_k *= 2;
     }
+  }
+  // The group scale after the mma where every iteration lies in one group. Measured on an H200
+  // at M=1 (same run): u4 79.8 against 83.9 us at K=8192 N=57344 and within 1 us elsewhere; u8,
+  // which then needs its registers held to 7 blocks per SM (92 otherwise), 76.9 against 81.3 us
+  // at K=8192 N=28672 and 140.8 against 146.5 at N=57344; f4e2m1 54.0 against 55.8.
+  if (config.schedule == QuantSchedule::Decode &&
+      (group_size == 0 || group_size % (config.block_k * config.unroll) == 0)) {
+    config.scale_after_mma = true;
+    if (weight.bits() == 8) config.min_blocks_per_sm = 7;
   }
   if (group_size > 0 && group_size < 16) {
     throw QuantGemmError(fmt::format("group size {} is below 16", group_size));

@@ -57,6 +57,13 @@ struct QuantGemmConfig {
   // an equal share of the (column tile, k iteration) pairs in order (stream-K); shares that
   // cross a column tile add their partial sums through the f32 workspace like split K.
   int64_t persistent_blocks = 0;
+  // Decode only, where every iteration's k range lies in one group: the mma runs on the unscaled
+  // weights into an f32 partial sum per iteration, which the group's scale multiplies into the
+  // accumulator (one fma per accumulator per iteration instead of one f16x2 multiply per two
+  // weights; the products are not rounded to the activation type first).
+  bool scale_after_mma = false;
+  // > 0: registers held to what this many blocks per SM allow (vm::Program::min_blocks_per_sm).
+  int min_blocks_per_sm = 0;
 
   // Partial sums meet in the f32 workspace (split K or persistent blocks), and
   // quant_gemm_finish rounds them into C.

@@ -813,6 +813,7 @@ class Parser {
     bool seen_grid = false;
     bool seen_warps = false;
     bool seen_shared = false;
+    bool seen_min_blocks = false;
     auto once = [&](bool& seen, size_t at, std::string_view what) {
       if (seen) fail(at, fmt::format("a second '{}' line", what));
       seen = true;
@@ -837,6 +838,9 @@ class Parser {
       } else if (accept_word("shared_memory_bytes")) {
         once(seen_shared, at, "shared_memory_bytes");
         program_.shared_memory_bytes = integer("a number of bytes");
+      } else if (accept_word("min_blocks_per_sm")) {
+        once(seen_min_blocks, at, "min_blocks_per_sm");
+        program_.min_blocks_per_sm = small_integer("a number of blocks");
       } else {
         return;
       }
@@ -1323,7 +1327,8 @@ class Parser {
       const auto op = static_cast<ElementwiseOp>(code);
       if (m == to_string(op)) return elementwise(op, m, at, r);
     }
-    if (m == "param" || m == "grid" || m == "warps" || m == "shared_memory_bytes") {
+    if (m == "param" || m == "grid" || m == "warps" || m == "shared_memory_bytes" ||
+        m == "min_blocks_per_sm") {
       fail(at, fmt::format("'{}' belongs to the header, before the first statement", m));
     }
     fail(at, fmt::format("expected an instruction, found '{}'", m));

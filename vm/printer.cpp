@@ -181,6 +181,8 @@ class Printer {
     out_ += fmt::format("  grid ({}, {}, {})\n", expr(p.grid[0]), expr(p.grid[1]), expr(p.grid[2]));
     out_ += fmt::format("  warps {}\n", p.warps);
     out_ += fmt::format("  shared_memory_bytes {}\n", p.shared_memory_bytes);
+    if (p.min_blocks_per_sm > 0)
+      out_ += fmt::format("  min_blocks_per_sm {}\n", p.min_blocks_per_sm);
     if (!p.body.empty()) out_ += "\n";
     body(p.body, 1);
     out_ += "}\n";
@@ -484,7 +486,7 @@ bool is_identifier(std::string_view name) {
 bool is_reserved_word(std::string_view name) {
   static constexpr std::string_view kReserved[] = {
       // program and header
-      "kernel", "param", "grid", "warps", "shared_memory_bytes",
+      "kernel", "param", "grid", "warps", "shared_memory_bytes", "min_blocks_per_sm",
       // statements
       "for", "in", "range", "unroll", "if", "else", "while", "break", "let",
       // expressions

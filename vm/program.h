@@ -322,6 +322,10 @@ struct Program {
   std::array<Expr, 3> grid;         // blocks in x, y, z
   int warps = 4;                    // threads per block = 32 * warps
   int64_t shared_memory_bytes = 0;  // budget; the verifier checks the allocations fit
+  // Blocks that must fit on one SM at once (0: no request): the compiler keeps registers to
+  // 65536 / (threads * min_blocks_per_sm) per thread, as CUDA's __launch_bounds__ does. The
+  // interpreter ignores it.
+  int min_blocks_per_sm = 0;
   std::vector<TensorInfo> tensors;
   Body body;
   int next_var_id = 0;  // ids of Var expressions are unique within a program

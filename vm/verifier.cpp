@@ -483,6 +483,14 @@ class Verifier {
     if (program_.warps < 1 || program_.warps > 32) {
       error("a block has 1 to 32 warps, not {}", program_.warps);
     }
+    // An SM holds at most 32 blocks and 2048 threads (sm_80 and sm_90).
+    const int min_blocks = program_.min_blocks_per_sm;
+    if (min_blocks < 0 || min_blocks > 32 ||
+        int64_t{min_blocks} * program_.threads() > kMaxThreadsPerSm) {
+      error(
+          "min_blocks_per_sm {}: an SM holds 0 to 32 blocks and at most {} threads ({} per block)",
+          min_blocks, kMaxThreadsPerSm, program_.threads());
+    }
     std::set<std::string> names;
     for (const Parameter& param : program_.params) {
       if (!is_identifier(param.name)) error("parameter name '{}' is not an identifier", param.name);

@@ -43,5 +43,7 @@ void verify_or_throw(const Program& program);
 
 // Largest shared-memory budget of a block on the supported GPUs (sm_90: 227 KB).
 inline constexpr int64_t kMaxSharedMemoryBytes = 227 * 1024;
+// Threads one SM can hold at once (sm_80, sm_90): the bound on min_blocks_per_sm * threads.
+inline constexpr int64_t kMaxThreadsPerSm = 2048;
 
 }  // namespace nibble::vm

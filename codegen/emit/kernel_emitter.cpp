@@ -77,6 +77,12 @@ void KernelEmitter::declare_function() {
   annotations->addOperand(llvm::MDNode::get(
       context, {llvm::ValueAsMetadata::get(function), llvm::MDString::get(context, "maxntidx"),
                 llvm::ValueAsMetadata::get(llvm::ConstantInt::get(i32_type, program.threads()))}));
+  if (program.min_blocks_per_sm > 0) {
+    annotations->addOperand(llvm::MDNode::get(
+        context,
+        {llvm::ValueAsMetadata::get(function), llvm::MDString::get(context, "minctasm"),
+         llvm::ValueAsMetadata::get(llvm::ConstantInt::get(i32_type, program.min_blocks_per_sm))}));
+  }
 
   entry_ = llvm::BasicBlock::Create(context, "entry", function);
   prologue.SetInsertPoint(entry_);

@@ -46,6 +46,9 @@ examples::QuantGemmConfig quant_gemm_config(const aot::Config& config) {
   c.split_k = at_least(config, "split_k", c.split_k, 1, 1024);
   c.unroll = at_least(config, "unroll", c.unroll, 1, 64);
   c.stages = at_least(config, "stages", c.stages, 1, 8);
+  c.scale_after_mma = config.boolean("scale_after_mma", c.scale_after_mma);
+  c.min_blocks_per_sm =
+      static_cast<int>(at_least(config, "min_blocks_per_sm", c.min_blocks_per_sm, 0, 32));
   return c;
 }
 

@@ -465,6 +465,11 @@ void KernelBuilder::shared_memory_budget(int64_t bytes, Location location) {
   program_.shared_memory_bytes = bytes;
 }
 
+void KernelBuilder::min_blocks_per_sm(int blocks, Location location) {
+  check_open(to_vm(location));
+  program_.min_blocks_per_sm = blocks;
+}
+
 // ---- scalars ------------------------------------------------------------------------------------
 
 Expr KernelBuilder::block_id(int axis, Location location) {

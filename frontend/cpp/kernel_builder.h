@@ -148,6 +148,8 @@ class KernelBuilder {
   void launch(const Scalars& grid, int warps = 4, Location location = Location::current());
   // The block's shared-memory budget; 0 (the default) is the sum of the tiles.
   void shared_memory_budget(int64_t bytes, Location location = Location::current());
+  // Asks the compiler to keep registers low enough for `blocks` blocks per SM (vm::Program).
+  void min_blocks_per_sm(int blocks, Location location = Location::current());
 
   // ---- scalars ----------------------------------------------------------------------------------
 

@@ -123,6 +123,17 @@ TEST_CASE("compile reports stages, parameters and launch shape", "[codegen]") {
   CHECK(codegen::to_string(kernel.report).find("opt (lean)") != std::string::npos);
 }
 
+TEST_CASE("min_blocks_per_sm holds registers to what that many blocks per SM allow", "[codegen]") {
+  vm::Program program = examples::gemm({});
+  const auto target = codegen::Target::parse("sm_90a");
+  const codegen::CompiledKernel free = codegen::compile(program, target);
+  program.min_blocks_per_sm = 8;  // 8 blocks of 128 threads: at most 64 registers a thread
+  const codegen::CompiledKernel held = codegen::compile(program, target);
+  CHECK(free.report.registers > 64);
+  CHECK(held.report.registers <= 64);
+  CHECK(held.ptx.find(".minnctapersm 8") != std::string::npos);
+}
+
 TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stays SIMT",
           "[codegen]") {
   const codegen::Target target = codegen::Target::parse("sm_80");
@@ -396,13 +407,18 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   CHECK(gemv.find("HFMA2") != std::string::npos);
   // The quantized GEMM's decode kernel: A, W and the scales through cp.async, the W runs read
   // back with 16-byte shared loads, A as ldmatrix fragments, lop3 dequantization, packed f16
-  // scaling, mma; nothing in local memory.
-  const std::string quant = sass_of(
-      codegen::compile(
-          examples::quant_gemm(examples::choose_quant_gemm_config(
-              1, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false)),
-          target),
-      *nvdisasm);
+  // scaling (or, scaled after the mma, one f32 fma per accumulator), mma; nothing in local
+  // memory.
+  examples::QuantGemmConfig decode = examples::choose_quant_gemm_config(
+      1, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false);
+  REQUIRE(decode.scale_after_mma);
+  const std::string scaled_after =
+      sass_of(codegen::compile(examples::quant_gemm(decode), target), *nvdisasm);
+  CHECK(scaled_after.find("FFMA") != std::string::npos);
+  CHECK(scaled_after.find("HMUL2") == std::string::npos);
+  decode.scale_after_mma = false;
+  const std::string quant =
+      sass_of(codegen::compile(examples::quant_gemm(decode), target), *nvdisasm);
   CHECK(quant.find("LDGSTS.E.BYPASS.128") != std::string::npos);
   CHECK(quant.find("LDS.128") != std::string::npos);
   CHECK(quant.find("LDSM.16.M88.4") != std::string::npos);

@@ -114,6 +114,29 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     config.block_m = 32;
     run_case(config, 40, 32, 128, 6);
   }
+  // The group scale applied to f32 partial sums after the mma: groups of one and two
+  // iterations, per channel, zero points, bf16 with an odd width, persistent blocks.
+  for (int64_t group : {64, 128, 0}) {
+    QuantGemmConfig config = base;
+    config.scale_after_mma = true;
+    config.group_size = group;
+    run_case(config, 5, 64, 256, 8);
+  }
+  {
+    QuantGemmConfig config = base;
+    config.scale_after_mma = true;
+    config.zero_points = true;
+    config.unroll = 2;
+    run_case(config, 16, 64, 256, 9);
+  }
+  {
+    QuantGemmConfig config = base;
+    config.scale_after_mma = true;
+    config.weight = DataType::parse("u3");
+    config.activation = DataType::bf16();
+    config.persistent_blocks = 3;
+    run_case(config, 1, 64, 256, 10);
+  }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
   // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
   for (int64_t blocks : {3, 5, 8}) {
@@ -160,6 +183,12 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.split_k = 2;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("persistent_blocks needs the decode schedule and split_k 1"));
+  bad = config;
+  bad.scale_after_mma = true;
+  bad.group_size = 32;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("scale_after_mma needs the decode schedule and a group size that is "
+                             "a multiple of block_k * unroll = 64"));
   bad = config;
   bad.block_n = 48;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),

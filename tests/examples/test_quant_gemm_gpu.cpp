@@ -108,6 +108,23 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   split.unroll = 2;
   split.stages = 3;
   run_case(split, 9, 128, 2048, 203);
+  // The group scale after the mma on the chosen decode tiles: integer, odd and float widths,
+  // zero points, per channel, bf16.
+  for (const char* type : {"u4", "u8", "i8", "f6e3m2", "f4e2m1"}) {
+    for (int64_t m : {1, 16}) {
+      QuantGemmConfig config = examples::choose_quant_gemm_config(
+          m, 256, 2048, DataType::parse(type), DataType::f16(), 128, false);
+      config.scale_after_mma = true;
+      config.min_blocks_per_sm = 7;
+      run_case(config, m, 256, 2048, 205);
+    }
+  }
+  for (int64_t group : {128, 0}) {
+    QuantGemmConfig config = examples::choose_quant_gemm_config(3, 256, 1024, DataType::uint(4),
+                                                                DataType::bf16(), group, true);
+    config.scale_after_mma = true;
+    run_case(config, 3, 256, 1024, 206);
+  }
   // Persistent blocks whose shares cross column tiles (4 tiles x 16 iterations over 7 blocks).
   QuantGemmConfig persistent;
   persistent.block_n = 64;

@@ -159,6 +159,7 @@ Program tiled_gemm() {
   p.grid = {floordiv(m + 63, 64), floordiv(n + 63, 64), c(1)};
   p.warps = 4;
   p.shared_memory_bytes = 8192;
+  p.min_blocks_per_sm = 3;
 
   const TensorId A = s.tensor("A", global_type(f16, {m, k}, {k, c(1)}));
   const TensorId B = s.tensor("B", global_type(f16, {k, n}, {n, c(1)}));
@@ -388,7 +389,10 @@ std::string first_difference(const Program& a, const Program& b) {
   if (a.name != b.name) return "name";
   if (a.params != b.params) return "params";
   if (a.grid != b.grid) return "grid";
-  if (a.warps != b.warps || a.shared_memory_bytes != b.shared_memory_bytes) return "header";
+  if (a.warps != b.warps || a.shared_memory_bytes != b.shared_memory_bytes ||
+      a.min_blocks_per_sm != b.min_blocks_per_sm) {
+    return "header";
+  }
   if (a.next_var_id != b.next_var_id) return "next_var_id";
   for (size_t i = 0; i < std::min(a.tensors.size(), b.tensors.size()); ++i) {
     if (!(a.tensors[i] == b.tensors[i])) return "tensor " + a.tensors[i].name;

@@ -338,6 +338,13 @@ TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
     CHECK_THAT(only_error(s.program), Contains("a block has 1 to 32 warps, not 0"));
   }
   {
+    Kernel s = sketch("k", 8);
+    s.program.min_blocks_per_sm = 9;
+    CHECK_THAT(only_error(s.program),
+               Contains("min_blocks_per_sm 9: an SM holds 0 to 32 blocks and at most 2048 threads "
+                        "(256 per block)"));
+  }
+  {
     Kernel s = sketch("k");
     s.pointer("p", f32);
     s.pointer("p", f32);

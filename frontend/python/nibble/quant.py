@@ -232,7 +232,8 @@ def config_key(config) -> tuple:
     """Every field of a QuantGemmConfig, as a dictionary key."""
     return (config.weight.name, config.activation.name, config.group_size, config.zero_points,
             config.schedule, config.block_m, config.block_n, config.block_k, config.warps,
-            config.split_k, config.unroll, config.stages, config.persistent_blocks)
+            config.split_k, config.unroll, config.stages, config.persistent_blocks,
+            config.scale_after_mma, config.min_blocks_per_sm)
 
 
 def _host_array(value, what: str) -> np.ndarray:
