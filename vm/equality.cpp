@@ -113,6 +113,10 @@ bool operator==(const LetStmt& a, const LetStmt& b) {
 bool operator==(const AssignStmt& a, const AssignStmt& b) {
   return std::tie(a.var, a.value) == std::tie(b.var, b.value);
 }
+bool operator==(const FetchAddStmt& a, const FetchAddStmt& b) {
+  return std::tie(a.var, a.counter, a.offsets, a.value) ==
+         std::tie(b.var, b.counter, b.offsets, b.value);
+}
 bool operator==(const Statement& a, const Statement& b) {
   return std::tie(a.node, a.location) == std::tie(b.node, b.location);
 }

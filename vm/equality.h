@@ -43,6 +43,7 @@ bool operator==(const WhileStmt& a, const WhileStmt& b);
 bool operator==(const BreakStmt& a, const BreakStmt& b);
 bool operator==(const LetStmt& a, const LetStmt& b);
 bool operator==(const AssignStmt& a, const AssignStmt& b);
+bool operator==(const FetchAddStmt& a, const FetchAddStmt& b);
 bool operator==(const Statement& a, const Statement& b);
 
 bool operator==(const TensorInfo& a, const TensorInfo& b);

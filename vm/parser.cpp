@@ -1016,6 +1016,19 @@ class Parser {
     std::optional<DataType> type;
     if (accept(':')) type = dtype();
     expect('=');
+    if (accept_word("fetch_add")) {
+      // let NAME = fetch_add %counter[offsets], value: the variable takes the counter's type.
+      FetchAddStmt fetch;
+      access(fetch.counter, fetch.offsets);
+      expect(',');
+      fetch.value = slot();
+      const TensorInfo& counter = program_.tensor(fetch.counter);
+      fetch.var = new_var(var, type ? *type : counter.type.dtype);
+      end_statement_line(statement, start);
+      declare(fetch.var);
+      statement.node = std::move(fetch);
+      return;
+    }
     let.value = slot();
     if (!type && let.value.empty()) {
       fail(var.at, fmt::format("variable {} needs a type when its value is '?' (let {}: i32 = ?)",

@@ -177,6 +177,11 @@ class ProgramSimplifier {
   void statement(BreakStmt&) {}
   void statement(LetStmt& let) { let.value = apply(let.value); }
   void statement(AssignStmt& assign) { assign.value = apply(assign.value); }
+  void statement(FetchAddStmt& fetch) {
+    for (Expr& offset : fetch.offsets)
+      offset = apply(offset);
+    fetch.value = apply(fetch.value);
+  }
 
   Program& program_;
   Facts facts_;
@@ -230,6 +235,11 @@ class DeadCodeEliminator {
               count(node.body);
             } else if constexpr (std::is_same_v<T, LetStmt> || std::is_same_v<T, AssignStmt>) {
               note_expr(node.value);
+            } else if constexpr (std::is_same_v<T, FetchAddStmt>) {
+              for (const Expr& offset : node.offsets)
+                note_expr(offset);
+              note_expr(node.value);
+              ++reads_[static_cast<size_t>(node.counter.index)];
             }
           },
           statement.node);

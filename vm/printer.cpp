@@ -225,6 +225,8 @@ class Printer {
         name_vars(loop->body, pool);
       } else if (const auto* let = std::get_if<LetStmt>(&s.node)) {
         define(let->var);
+      } else if (const auto* fetch = std::get_if<FetchAddStmt>(&s.node)) {
+        define(fetch->var);
       } else if (const auto* branch = std::get_if<IfStmt>(&s.node)) {
         name_vars(branch->then_body, pool);
         name_vars(branch->else_body, pool);
@@ -463,6 +465,12 @@ class Printer {
             [&](const AssignStmt& assign) {
               emit(depth, fmt::format("{} = {}", var_name(assign.var), expr(assign.value)), at);
             },
+            [&](const FetchAddStmt& fetch) {
+              emit(depth,
+                   fmt::format("let {} = fetch_add {}, {}", var_name(fetch.var),
+                               access(fetch.counter, fetch.offsets), expr(fetch.value)),
+                   at);
+            },
         },
         s.node);
   }
@@ -488,7 +496,7 @@ bool is_reserved_word(std::string_view name) {
       // program and header
       "kernel", "param", "grid", "warps", "shared_memory_bytes", "min_blocks_per_sm",
       // statements
-      "for", "in", "range", "unroll", "if", "else", "while", "break", "let",
+      "for", "in", "range", "unroll", "if", "else", "while", "break", "let", "fetch_add",
       // expressions
       "true", "false", "inf", "nan", "select", "cast", "floordiv", "mod", "min", "max", "blockIdx",
       "gridDim"};

@@ -3,9 +3,10 @@
 // A Program has typed parameters, a grid (scalar expressions of the parameters), a block of
 // `warps` x 32 threads, a shared-memory budget, a table of tensors and a structured body.
 //
-// Statements: for, if, while, break, let (define a scalar variable), assign (update one), and
-// instructions. Instructions act on whole tensors, the way a thread block does; which thread
-// does what is given by the tensors' layouts, never by the program text.
+// Statements: for, if, while, break, let (define a scalar variable), assign (update one),
+// fetch_add (define one from an atomic counter that blocks share), and instructions. Instructions
+// act on whole tensors, the way a thread block does; which thread does what is given by the
+// tensors' layouts, never by the program text.
 //
 // Tensors are named in the program's tensor table and referred to by TensorId. An instruction's
 // result is either a new tensor (its first definition) or, for register and shared tensors, an
@@ -283,10 +284,24 @@ struct AssignStmt {
   Expr var;
   Expr value;
 };
+// Defines scalar variable `var` as the old value of counter[offsets] (an i32 or u32 element of
+// a global view), to which the block adds `value` atomically, once. Every thread of the block
+// arrives first (a barrier), and the block's global stores before it are visible to every
+// block whose fetch_add on the same element comes later, for its global loads after it: the
+// last of n blocks to arrive (old value n - 1) reads what the others stored. This is how blocks
+// hand partial results to one another (a split-K reduction finished by its last block). The
+// interpreter applies atomic_add updates after the grid, so only stores are handed over there;
+// the order of arrival, and so which block sees which value, is not fixed.
+struct FetchAddStmt {
+  Expr var;
+  TensorId counter;
+  std::vector<Expr> offsets;
+  Expr value;
+};
 
 struct Statement {
-  using Node =
-      std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt>;
+  using Node = std::variant<Instruction, ForStmt, IfStmt, WhileStmt, BreakStmt, LetStmt, AssignStmt,
+                            FetchAddStmt>;
   Node node;
   SourceLocation location;
 };

@@ -624,6 +624,29 @@ class Verifier {
     declare_var(let.var);
   }
 
+  void statement(const FetchAddStmt& fetch) {
+    expr(fetch.value);
+    if (fetch.var.empty() || fetch.var.kind() != Expr::Kind::Var)
+      return error("fetch_add: the target must be a variable");
+    declare_var(fetch.var);
+    if (!use(fetch.counter, "counter")) return;
+    if (!scope_is(fetch.counter, Scope::Global, "fetch_add", "counter")) return;
+    offsets(fetch.offsets, fetch.counter, "fetch_add");
+    const DataType dtype = type_of(fetch.counter).dtype;
+    if (dtype != DataType::sint(32) && dtype != DataType::uint(32)) {
+      return error("fetch_add: the counter {} holds {}, not i32 or u32",
+                   program_.tensor(fetch.counter).name, dtype.name());
+    }
+    if (!fetch.value.empty() && fetch.value.type() != dtype) {
+      error("fetch_add: the value {} is {} but the counter holds {}", to_string(fetch.value),
+            fetch.value.type().name(), dtype.name());
+    }
+    if (fetch.var.type() != dtype) {
+      error("fetch_add: {} is {} but the counter holds {}", fetch.var.name(),
+            fetch.var.type().name(), dtype.name());
+    }
+  }
+
   void statement(const AssignStmt& assign) {
     expr(assign.value);
     if (assign.var.empty() || assign.var.kind() != Expr::Kind::Var) {

@@ -639,6 +639,51 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   });
 }
 
+// fetch_add: every thread fences its global writes (membar.gl) and arrives; thread 0 adds to the
+// counter and passes the old value on through a shared word; every thread fences again before
+// its later global loads, so the last block to arrive reads what the others stored. A counter
+// element outside the view is not touched and reads as 0.
+void KernelEmitter::emit_fetch_add(const vm::FetchAddStmt& fetch) {
+  const GlobalViewValues& view = views.at(fetch.counter.index);
+  llvm::Value* offset = const_i64(0);
+  llvm::Value* inside = builder.getTrue();
+  for (size_t d = 0; d < fetch.offsets.size(); ++d) {
+    llvm::Value* index = scalar_i64(fetch.offsets[d]);
+    offset = builder.CreateAdd(offset, builder.CreateMul(index, view.strides[d]));
+    inside =
+        builder.CreateAnd(inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
+                                                    builder.CreateICmpSLT(index, view.shape[d])));
+  }
+  llvm::Value* counter =
+      builder.CreateInBoundsGEP(i32(), param_values[static_cast<size_t>(view.param)], {offset});
+  llvm::Value* increment = builder.CreateSExtOrTrunc(scalar(fetch.value), i32());
+  const int64_t scratch = reserve_scratch(4);
+  llvm::Value* word = shared_pointer(const_i32(scratch));
+  auto fence = [&] { builder.CreateIntrinsic(llvm::Intrinsic::nvvm_membar_gl, {}, {}); };
+  fence();
+  barrier();
+  guarded(builder.CreateICmpEQ(thread_index, const_i32(0)), [&] {
+    llvm::Value* old = prologue.CreateAlloca(i32());
+    builder.CreateStore(const_i32(0), old);
+    guarded(inside, [&] {
+      builder.CreateStore(
+          builder.CreateAtomicRMW(llvm::AtomicRMWInst::Add, counter, increment, llvm::MaybeAlign(4),
+                                  llvm::AtomicOrdering::Monotonic),
+          old);
+    });
+    builder.CreateStore(builder.CreateLoad(i32(), old), word);
+  });
+  barrier();
+  llvm::Value* value = builder.CreateLoad(i32(), word);
+  fence();
+  barrier();  // the shared word may be scratch for what follows
+  llvm::AllocaInst*& slot = variables[fetch.var.index()];
+  if (slot == nullptr) slot = prologue.CreateAlloca(i32(), nullptr, fetch.var.name());
+  builder.CreateStore(value, slot);
+  note(fmt::format("fetch_add on '{}': membar.gl, barrier, one atom.add by thread 0",
+                   info(fetch.counter).name));
+}
+
 // ---- shared memory ------------------------------------------------------------------------------
 
 namespace {

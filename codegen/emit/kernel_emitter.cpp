@@ -231,6 +231,9 @@ void KernelEmitter::emit_statement(const vm::Statement& statement) {
           auto found = variables.find(node.var.index());
           if (found == variables.end()) unsupported("assign before let");
           builder.CreateStore(scalar(node.value), found->second);
+        } else {
+          static_assert(std::is_same_v<T, vm::FetchAddStmt>);
+          emit_fetch_add(node);
         }
       },
       statement.node);

@@ -303,6 +303,7 @@ class KernelEmitter {
   void emit_for(const vm::ForStmt& loop);
   void emit_while(const vm::WhileStmt& loop);
   void emit_if(const vm::IfStmt& branch);
+  void emit_fetch_add(const vm::FetchAddStmt& fetch);  // emit_memory.cpp
   void collect_assigned(const vm::Body& body);
 
  public:

@@ -740,6 +740,20 @@ void KernelBuilder::atomic_add(const Tensor& view, const Scalars& offsets, const
   emit(vm::AtomicAdd{view.id_, resolve(offsets, where), value.id_}, where);
 }
 
+Expr KernelBuilder::fetch_add(std::string_view name, const Tensor& counter, const Scalars& offsets,
+                              const Scalar& value, Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  check_scope(counter, "fetch_add: counter", vm::Scope::Global, where);
+  const DataType dtype = counter.dtype();
+  Expr var = Expr::var(unique_scalar_name(name, where), program_.next_var_id++, dtype);
+  variable_scopes_[var.index()] = frames_.back().scope;
+  current_body().push_back(vm::Statement{
+      vm::FetchAddStmt{var, counter.id_, resolve(offsets, where), resolve(value, dtype, where)},
+      where});
+  return var;
+}
+
 // ---- data ---------------------------------------------------------------------------------------
 
 Tensor KernelBuilder::cast(const Tensor& source, DataType dtype, std::string_view name,

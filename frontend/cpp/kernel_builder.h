@@ -220,6 +220,11 @@ class KernelBuilder {
   // view[offsets + i] += value[i], atomically.
   void atomic_add(const Tensor& view, const Scalars& offsets, const Tensor& value,
                   Location location = Location::current());
+  // A variable holding the old value of counter[offsets] (i32/u32), to which the block adds
+  // `value` once, after every thread arrived and its global stores were made visible to the
+  // blocks that come later (vm::FetchAddStmt): the last of n blocks reads n - 1.
+  Expr fetch_add(std::string_view name, const Tensor& counter, const Scalars& offsets,
+                 const Scalar& value, Location location = Location::current());
 
   // ---- data -------------------------------------------------------------------------------------
 

@@ -408,6 +408,36 @@ CodegenCase control_case() {
   return finished_case(b, {input(f32, 300), output(f32, 64), int64_t{300}});
 }
 
+// Blocks hand partial results to the last of them through fetch_add: each of 16 blocks stores its
+// row of x (doubled) in the workspace and arrives; the block that arrives last sums the rows in
+// row order (the same sum whichever block it is) into y and resets the counter for the next run.
+CodegenCase fetch_add_case() {
+  KernelBuilder b("fetch_add_last_block");
+  Pointer x = b.pointer("x", f32);
+  Pointer workspace = b.pointer("workspace", f32);
+  Pointer counter = b.pointer("counter", i32);
+  Pointer y = b.pointer("y", f32);
+  constexpr int64_t blocks = 16;
+  b.launch({blocks}, 2);
+  Tensor X = b.view(x, {blocks, 64});
+  Tensor Wk = b.view(workspace, {blocks, 64});
+  Tensor Counter = b.view(counter, {1});
+  Tensor row = b.load(X, {b.block_id(0), 0}, {1, 64});
+  b.store(Wk, {b.block_id(0), 0}, row + row);
+  const Expr arrived = b.fetch_add("arrived", Counter, {0}, 1);
+  {
+    auto last = b.if_(eq(arrived, blocks - 1));
+    Tensor sum = b.zeros({1, 64}, f32, "sum");
+    b.for_range(0, blocks, 1, [&](const Expr& r) {
+      b.assign(sum, sum + b.load(Wk, {r, 0}, {1, 64}));
+    });
+    b.store(b.view(y, {1, 64}), {0, 0}, sum);
+    b.store(Counter, {0}, b.zeros({1}, i32, "reset"));
+  }
+  return finished_case(b, {input(f32, blocks * 64), output(f32, blocks * 64),
+                           BufferArgument{i32, 1, false, 0, 1}, output(f32, 64)});
+}
+
 }  // namespace
 
 std::vector<CodegenCase> codegen_cases() {
@@ -556,6 +586,7 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(atomic_bf16_case());
   cases.push_back(print_case());
   cases.push_back(control_case());
+  cases.push_back(fetch_add_case());
   return cases;
 }
 

@@ -281,6 +281,41 @@ const testing::CodegenCase& find_case(const std::vector<testing::CodegenCase>& c
   return cases.front();
 }
 
+TEST_CASE("fetch_add hands the blocks' stores to the last block, on any number of host threads",
+          "[codegen]") {
+  const std::vector<testing::CodegenCase> cases = testing::codegen_cases();
+  const codegen::CompiledKernel kernel =
+      codegen::compile(find_case(cases, "fetch_add_last_block").program,
+                       codegen::Target::parse("sm_90a"), {.assemble = false});
+  CHECK(kernel.ptx.find("atom.global.add") != std::string::npos);
+  CHECK(kernel.ptx.find("membar.gl") != std::string::npos);
+  for (int threads : {1, 4}) {
+    INFO("host threads " << threads);
+    std::vector<float> x(16 * 64);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<float>(i % 29) - 7.5F;
+    std::vector<float> workspace(16 * 64, -1.0F);
+    std::vector<int32_t> counter{0};
+    std::vector<float> y(64, -1.0F);
+    auto host = [](auto& v) {
+      return vm::Argument{vm::HostBuffer{v.data(), v.size() * sizeof(v[0])}};
+    };
+    vm::InterpreterOptions options;
+    options.host_threads = threads;
+    for (int run = 0; run < 2; ++run) {
+      const std::vector<vm::Argument> arguments{host(x), host(workspace), host(counter), host(y)};
+      vm::interpret(kernel.program, arguments, options);
+      CHECK(counter[0] == 0);
+      for (size_t j = 0; j < 64; ++j) {
+        float sum = 0;
+        for (size_t r = 0; r < 16; ++r)
+          sum += 2 * x[r * 64 + j];
+        CHECK(y[j] == sum);
+      }
+    }
+  }
+}
+
 TEST_CASE("the warp-level cases run on the interpreter and match plain references", "[codegen]") {
   const std::vector<testing::CodegenCase> cases = testing::codegen_cases();
   // C[32, 32] = initial + A[32, 64] · B[64, 32].

@@ -377,6 +377,13 @@ Program miscellany() {
   p.body.push_back(statement(ForStmt{empty_loop, c(0), n, c(1), {}, 1}));
   const Expr typed = s.var("typed", i64);
   p.body.push_back(statement(ForStmt{typed, Expr(), Expr(), Expr(), {}, 0}));
+
+  // fetch_add on an i32 counter: the variable takes the counter's type.
+  const int counts = s.pointer("counts", i32);
+  const TensorId Counts = s.tensor("Counts", global_type(i32, {n}, {c(1)}));
+  p.body.push_back(statement(GlobalView{Counts, counts}));
+  p.body.push_back(
+      statement(FetchAddStmt{s.var("ticket"), Counts, {n - 1}, c(1)}, at("misc.cpp", 60)));
   return p;
 }
 

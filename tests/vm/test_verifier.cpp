@@ -338,6 +338,14 @@ TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
     CHECK_THAT(only_error(s.program), Contains("a block has 1 to 32 warps, not 0"));
   }
   {
+    Kernel s = sketch("k");
+    const int p = s.pointer("p", f32);
+    const TensorId view = s.global("P", p, {Expr::int_constant(4)});
+    s.add(FetchAddStmt{s.var("t"), view, {Expr::int_constant(0)}, Expr::int_constant(1)});
+    CHECK_THAT(only_error(s.program),
+               Contains("fetch_add: the counter P holds f32, not i32 or u32"));
+  }
+  {
     Kernel s = sketch("k", 8);
     s.program.min_blocks_per_sm = 9;
     CHECK_THAT(only_error(s.program),

@@ -46,6 +46,8 @@ std::string Block::statement_name(const Statement* statement) const {
           return "break";
         } else if constexpr (std::is_same_v<T, LetStmt>) {
           return "let";
+        } else if constexpr (std::is_same_v<T, FetchAddStmt>) {
+          return "fetch_add";
         } else {
           static_assert(std::is_same_v<T, AssignStmt>);
           return "assign";

@@ -1,8 +1,11 @@
-// Semantics of the statements (for, if, while, break, let, assign), of print, and the dispatch
-// of instructions to their execute functions. Control flow is uniform over the block: every
-// condition and loop bound is one scalar per block.
+// Semantics of the statements (for, if, while, break, let, assign, fetch_add), of print, and the
+// dispatch of instructions to their execute functions. Control flow is uniform over the block:
+// every condition and loop bound is one scalar per block.
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
+#include <mutex>
 #include <ostream>
 
 #include "vm/interpreter/execute.h"
@@ -70,6 +73,34 @@ Flow run(Block&, const Statement&, const BreakStmt&) {
 
 Flow run(Block& block, const Statement&, const LetStmt& let) {
   set_variable(block, let.var, block.evaluate(let.value));
+  return Flow::Next;
+}
+
+// Blocks run on several host threads: one lock orders every fetch_add of a run, and with it
+// the stores each block made before its own (the lock's release and acquire).
+Flow run(Block& block, const Statement&, const FetchAddStmt& fetch) {
+  static std::mutex counters_lock;
+  const GlobalViewState& view = block.defined(fetch.counter, Scope::Global).global;
+  const std::vector<int64_t> index =
+      block.evaluate_indices(fetch.offsets, view.shape.size(), "the counter's offsets");
+  if (!inside_view(view, index)) {
+    block.fail(fmt::format("fetch_add: the counter element [{}] is outside '{}'",
+                           fmt::join(index, ", "), block.info(fetch.counter).name));
+  }
+  const DataType dtype = block.info(fetch.counter).type.dtype;
+  const HostBuffer& buffer = block.plan.arguments[static_cast<size_t>(view.param)].buffer;
+  const int64_t element = global_element(block, fetch.counter, index);
+  const int64_t increment = block.evaluate_integer(fetch.value);
+  uint64_t old = 0;
+  {
+    std::lock_guard<std::mutex> hold(counters_lock);
+    old = read_global(buffer, dtype, element);
+    write_global(
+        buffer, dtype, element,
+        wrap_to_type(static_cast<int64_t>(old) + increment, dtype) & ((uint64_t{1} << 32) - 1));
+  }
+  const int64_t value = dtype.is_signed() ? static_cast<int32_t>(old) : static_cast<int64_t>(old);
+  set_variable(block, fetch.var, ScalarValue::of_int(value, dtype));
   return Flow::Next;
 }
 
