@@ -639,9 +639,11 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   });
 }
 
-// fetch_add: every thread fences its global writes (membar.gl) and arrives; thread 0 adds to the
-// counter and passes the old value on through a shared word; every thread fences again before
-// its later global loads, so the last block to arrive reads what the others stored. A counter
+// fetch_add: every thread arrives (bar.sync orders the block's stores before what thread 0 does
+// next); thread 0 releases them at GPU scope (fence.acq_rel.gpu, cumulative), adds to the
+// counter, acquires (a second fence) and passes the old value on through a shared word; the
+// second barrier orders the other threads' later loads after that acquire. This is the
+// semaphore of split-K reductions; one fence per block instead of one per thread. A counter
 // element outside the view is not touched and reads as 0.
 void KernelEmitter::emit_fetch_add(const vm::FetchAddStmt& fetch) {
   const GlobalViewValues& view = views.at(fetch.counter.index);
@@ -659,28 +661,31 @@ void KernelEmitter::emit_fetch_add(const vm::FetchAddStmt& fetch) {
   llvm::Value* increment = builder.CreateSExtOrTrunc(scalar(fetch.value), i32());
   const int64_t scratch = reserve_scratch(4);
   llvm::Value* word = shared_pointer(const_i32(scratch));
-  auto fence = [&] { builder.CreateIntrinsic(llvm::Intrinsic::nvvm_membar_gl, {}, {}); };
-  fence();
+  auto fence = [&] {
+    auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
+    builder.CreateCall(type, llvm::InlineAsm::get(type, "fence.acq_rel.gpu;", "~{memory}", true));
+  };
   barrier();
   guarded(builder.CreateICmpEQ(thread_index, const_i32(0)), [&] {
     llvm::Value* old = prologue.CreateAlloca(i32());
     builder.CreateStore(const_i32(0), old);
     guarded(inside, [&] {
+      fence();
       builder.CreateStore(
           builder.CreateAtomicRMW(llvm::AtomicRMWInst::Add, counter, increment, llvm::MaybeAlign(4),
                                   llvm::AtomicOrdering::Monotonic),
           old);
+      fence();
     });
     builder.CreateStore(builder.CreateLoad(i32(), old), word);
   });
   barrier();
   llvm::Value* value = builder.CreateLoad(i32(), word);
-  fence();
   barrier();  // the shared word may be scratch for what follows
   llvm::AllocaInst*& slot = variables[fetch.var.index()];
   if (slot == nullptr) slot = prologue.CreateAlloca(i32(), nullptr, fetch.var.name());
   builder.CreateStore(value, slot);
-  note(fmt::format("fetch_add on '{}': membar.gl, barrier, one atom.add by thread 0",
+  note(fmt::format("fetch_add on '{}': barrier, fence.acq_rel.gpu and atom.add by thread 0",
                    info(fetch.counter).name));
 }
 

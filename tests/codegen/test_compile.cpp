@@ -288,7 +288,7 @@ TEST_CASE("fetch_add hands the blocks' stores to the last block, on any number o
       codegen::compile(find_case(cases, "fetch_add_last_block").program,
                        codegen::Target::parse("sm_90a"), {.assemble = false});
   CHECK(kernel.ptx.find("atom.global.add") != std::string::npos);
-  CHECK(kernel.ptx.find("membar.gl") != std::string::npos);
+  CHECK(kernel.ptx.find("fence.acq_rel.gpu") != std::string::npos);
   for (int threads : {1, 4}) {
     INFO("host threads " << threads);
     std::vector<float> x(16 * 64);
