@@ -539,7 +539,10 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   per_thread = std::max<int64_t>(per_thread, 32);
   if (m <= 64) {
     config.schedule = QuantSchedule::Decode;
-    config.block_m = m <= 16 ? 16 : (m <= 32 ? 32 : 64);
+    // Measured on an H200 (u4, same run): M=64 K=8192 N=28672 124.6 us with two 32-row tiles
+    // (32x128x64, two k tiles per iteration) against 161.1 with one 64-row tile (64x64x32);
+    // K=4096 78.5 against 90.0.
+    config.block_m = m <= 16 ? 16 : 32;
     config.block_n = 64;  // 128 for weights of at most 4 bits, below
     config.warps = 4;
     config.stages = 3;
@@ -548,12 +551,18 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // Measured on an H200 at M = 4096 (K=8192 N=28672): u4 7.6 ms with 64x128 tiles over 8
     // warps, 5.4 ms with 128x128 over 4 warps (each warp 64x64: every dequantized B fragment
     // feeds four mma rows); u8 is best with 128x128 over 8 warps and 3 stages (8.2 ms). Below
-    // M = 512 the 64-row tile keeps more blocks in flight.
+    // M = 512 the 64-row tile keeps more blocks in flight. In between (K=8192 N=28672, same
+    // runs): M=128 u4 206.7 us with one 128-row tile over 4 warps against 276.2 with 64x128 over
+    // 8, u8 265.5 over 8 warps against 361.7; M=256 u4 358.1 with 64x128 over 4 warps against
+    // 480.2 over 8, u8 507.9 against 625.2.
     const bool large = m >= 512;
-    config.block_m = large ? 128 : 64;
+    const bool four_bit = weight.bits() == 4;
+    const bool eight_bit = weight.bits() == 8;
+    config.block_m = large || (m <= 128 && (four_bit || eight_bit)) ? 128 : 64;
     config.block_n = 128;
-    // Four warps for 4-bit weights only: the longer runs of narrower and odd widths spill there.
-    config.warps = large && weight.bits() == 4 ? 4 : 8;
+    // Four warps for 4-bit weights (and 8-bit ones on 64-row tiles): the longer runs of narrower
+    // and odd widths spill there.
+    config.warps = four_bit || (eight_bit && !large && m > 128) ? 4 : 8;
     config.stages = large && weight.bits() > 4 ? 3 : 4;
   }
   // The prefill kernel keeps more accumulators live: runs of at most 64 elements (1-bit runs
@@ -564,14 +573,15 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
       layout::choose_mma_tiling(config.block_m, config.block_n, 16, config.warps, activation);
   if (!tiling) throw QuantGemmError("choose_quant_gemm_config: no mma tiling");
   config.block_k = std::clamp<int64_t>(per_thread * 32 * tiling->warps_n / config.block_n, 16, 256);
+  // Prefill k tiles of 64 rows, 32 for 4-bit weights (u4 M=4096 K=8192 N=28672 on an H200:
+  // 5.01 ms against 5.57 with 64; each thread's run of a tile is then 8 bytes).
   if (config.schedule == QuantSchedule::Prefill)
-    config.block_k = std::max<int64_t>(config.block_k, 64);
+    config.block_k = std::max<int64_t>(config.block_k, weight.bits() == 4 ? 32 : 64);
   // Measured on an H200 at M = 1 (K=8192 N=28672): u4 60.2 us with 64 columns and 3 stages,
   // 52.1 with 128 columns and 4 (each warp's A fragments serve twice the columns; a power-of-two
   // ring indexes without divisions); u8 is best at 64 columns and 3 stages (80.9 us against
   // 91.4), its runs being twice as long. The wider tile keeps block_k: runs twice as long.
-  if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.bits() <= 4 &&
-      n % 128 == 0) {
+  if (config.schedule == QuantSchedule::Decode && weight.bits() <= 4 && n % 128 == 0) {
     config.block_n = 128;
     config.stages = 4;
   }
@@ -580,8 +590,11 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   // loop, barrier and copy-issue instructions per weight: ncu finds the kernel bound by
   // instruction issue and dependent chains, not by memory latency). Odd widths (u3, f6e3m2) ran
   // 25% slower so (their longer runs); small floats were not measured.
-  if (config.schedule == QuantSchedule::Decode && config.block_m == 16 && weight.is_integer() &&
-      (weight.bits() == 4 || weight.bits() == 8) && k % (config.block_k * 2) == 0) {
+  // With 32-row tiles (M=32, 64) u8 keeps one tile: 99.8 against 115.4 us at M=32, 183.0 against
+  // 217.4 at M=64 (K=8192 N=28672); u4 takes two: 67.4 against 77.2 us at M=32.
+  if (config.schedule == QuantSchedule::Decode && weight.is_integer() &&
+      (weight.bits() == 4 || (weight.bits() == 8 && config.block_m == 16)) &&
+      k % (config.block_k * 2) == 0) {
     config.unroll = 2;
     config.stages = 2;
   }
