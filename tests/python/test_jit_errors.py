@@ -78,6 +78,30 @@ def test_mismatched_tensor_types():
     assert_points_at(caught.value, "mixed-add", "nb.load(A", r"operands are f32 and f16")
 
 
+def test_fetch_add_takes_one_integer_element():
+    @nb.jit
+    def float_counter(a: nb.ptr[f32]):
+        nb.launch(grid=1)
+        A = nb.view(a, [8])
+        nb.fetch_add(A[0])  # float-counter
+
+    with pytest.raises(nb.CompileError) as caught:
+        float_counter.specialize()
+    assert_points_at(caught.value, "float-counter", "nb.fetch_add",
+                     r"fetch_add: the counter holds f32, not i32 or u32")
+
+    @nb.jit
+    def box_counter(c: nb.ptr[nb.i32]):
+        nb.launch(grid=1)
+        C = nb.view(c, [8])
+        nb.fetch_add(C[0:4])  # box-counter
+
+    with pytest.raises(nb.CompileError) as caught:
+        box_counter.specialize()
+    assert_points_at(caught.value, "box-counter", "nb.fetch_add",
+                     r"fetch_add: the counter is one element")
+
+
 def test_name_used_after_its_loop():
     @nb.jit
     def escaped(a: nb.ptr[f32], n: int):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nibble as nb
-from test_jit_kernels import gemm, gemv_u4, softmax, vector_add
+from test_jit_kernels import gemm, gemv_u4, last_block_sum, softmax, vector_add
 
 
 def test_llvm_ir_ptx_and_report():
@@ -96,3 +96,20 @@ def test_bad_device_arguments(torch):
         softmax(torch.ones(64, 4, device="cuda").T, x, 4, 64)
     with pytest.raises(TypeError, match=r"parameter 'x' .* numpy arrays run on the interpreter"):
         softmax(np.ones((4, 64), np.float32), x, 4, 64)
+
+
+@pytest.mark.gpu
+def test_fetch_add_on_gpu(torch):
+    x = torch.randn(8, 64, device="cuda")
+    workspace = torch.zeros(8, 64, device="cuda")
+    counter = torch.zeros(1, dtype=torch.int32, device="cuda")
+    for _ in range(2):
+        y = poisoned(torch, (1, 64), torch.float32)
+        last_block_sum(x, workspace, counter, y)
+        torch.cuda.synchronize()
+        expected = torch.zeros(64, device="cuda")
+        for r in range(8):
+            expected += x[r]
+        assert torch.equal(y[0], expected)
+        assert counter.item() == 0
+

@@ -214,3 +214,36 @@ def test_while_break_and_scalar_variables():
     nb.interpret(count)(out, 10)
     assert out.tolist() == [12, 4]
 
+
+@nb.jit
+def last_block_sum(x: nb.ptr[f32], workspace: nb.ptr[f32], counter: nb.ptr[nb.i32],
+                   y: nb.ptr[f32], blocks: nb.constexpr = 8):
+    """Each block stores its row of x; the last to arrive sums the rows in row order."""
+    nb.launch(grid=blocks, warps=2)
+    X, W = nb.view(x, [blocks, 64]), nb.view(workspace, [blocks, 64])
+    Counter, Y = nb.view(counter, [1]), nb.view(y, [1, 64])
+    b = nb.block_id(0)
+    nb.store(W[b:b + 1, 0:64], nb.load(X[b:b + 1, 0:64]))
+    arrived = nb.fetch_add(Counter[0])
+    if arrived == blocks - 1:
+        total = nb.zeros([1, 64])
+        for r in nb.range(0, blocks):
+            total += nb.load(W[r:r + 1, 0:64])
+        nb.store(Y[0:1, 0:64], total)
+        nb.store(Counter[0:1], nb.zeros([1], nb.i32))
+
+
+def test_fetch_add_hands_the_stores_to_the_last_block():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (8, 64)).astype(np.float32)
+    workspace = np.zeros((8, 64), np.float32)
+    counter = np.zeros(1, np.int32)
+    for _ in range(2):  # the counter is back at zero for the next call
+        y = np.full((1, 64), np.nan, np.float32)
+        nb.interpret(last_block_sum)(x, workspace, counter, y)
+        expected = np.zeros(64, np.float32)
+        for r in range(8):
+            expected += x[r]
+        assert np.array_equal(y[0], expected)
+        assert counter[0] == 0
+

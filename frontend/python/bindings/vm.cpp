@@ -400,6 +400,13 @@ void bind_statements(py::module_& module) {
           [](Expr var, Expr value, SourceLocation location) {
             return statement(vm::AssignStmt{std::move(var), std::move(value)}, std::move(location));
           })
+      .def_static("fetch_add",
+                  [](Expr var, int counter, std::vector<Expr> offsets, Expr value,
+                     SourceLocation location) {
+                    return statement(vm::FetchAddStmt{std::move(var), vm::TensorId{counter},
+                                                      std::move(offsets), std::move(value)},
+                                     std::move(location));
+                  })
       .def_readonly("location", &Statement::location);
 }
 

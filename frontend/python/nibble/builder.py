@@ -57,7 +57,7 @@ class Block:
 
 @dataclass
 class Simple:
-    """let, assign and break."""
+    """let, assign, fetch_add and break."""
 
     kind: str
     args: list
@@ -151,6 +151,12 @@ class ProgramBuilder:
     def let(self, name: str, value: _core.Expr, location: _core.SourceLocation) -> _core.Expr:
         var = self.new_var(name, value.type)
         self._bodies[-1].append(Simple("let", [var, value], location))
+        return var
+
+    def fetch_add(self, name: str, counter: int, offsets: list, value: _core.Expr,
+                  type_: DataType, location: _core.SourceLocation) -> _core.Expr:
+        var = self.new_var(name, type_)
+        self._bodies[-1].append(Simple("fetch_add", [var, counter, offsets, value], location))
         return var
 
     def assign(self, var: _core.Expr, value: _core.Expr, location: _core.SourceLocation) -> None:

@@ -1370,6 +1370,20 @@ class KernelCompiler:
         self.builder.emit("atomic_add", self.location(), box.tensor.index,
                           self.to_exprs(box.offsets), value.index)
 
+    def builtin_fetch_add(self, element, value=1):
+        box = self.box_of(element, None, None, "fetch_add")
+        if box.tensor.scope != _core.Scope.Global:
+            raise self.error("fetch_add: the counter is an element of a global tensor")
+        if any(extent != 1 for extent in box.extents):
+            raise self.error("fetch_add: the counter is one element (C[i, j]), not a box")
+        type_ = box.tensor.dtype
+        if type_.name not in ("i32", "u32"):
+            raise self.error(f"fetch_add: the counter holds {type_.name}, not i32 or u32")
+        self.stored_params.add(self.view_params[box.tensor.index])
+        var = self.builder.fetch_add("arrived", box.tensor.index, self.to_exprs(box.offsets),
+                                     self.to_expr(value, type_), type_, self.location())
+        return Scalar(var)
+
     def builtin_copy_async(self, destination, source, threads=None, in_bounds=()):
         destination = self.box_of(destination, None, None, "copy_async: the destination")
         source = self.box_of(source, None, None, "copy_async: the source")

@@ -158,6 +158,13 @@ def atomic_add(tile, value):
     """Adds a register tile into a box of a global tensor, atomically."""
 
 
+@_builtin("fetch_add")
+def fetch_add(element, value=1):
+    """Adds `value` once per block to one i32/u32 element of a global tensor, after every thread
+    of the block arrived and its global stores were released, and returns the old value to every
+    thread: the last of n blocks gets n - 1 and can read what the others stored."""
+
+
 @_builtin("cast")
 def cast(x, dtype):
     """Converts every element to `dtype` (round to nearest even, saturating)."""
