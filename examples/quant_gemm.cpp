@@ -612,9 +612,10 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     }
   }
   // The group scale after the mma where every iteration lies in one group. Measured on an H200
-  // at M=1 (same run): u4 79.8 against 83.9 us at K=8192 N=57344 and within 1 us elsewhere; u8,
-  // which then needs its registers held to 7 blocks per SM (92 otherwise), 76.9 against 81.3 us
-  // at K=8192 N=28672 and 140.8 against 146.5 at N=57344; f4e2m1 54.0 against 55.8.
+  // at M=1 (same run): u4 79.8 against 83.9 us at K=8192 N=57344 and within 1 us elsewhere;
+  // f4e2m1 54.0 against 55.8; u8 with a request for 7 blocks per SM (ptxas then budgets 72
+  // registers and uses 66, against 61 without it: 7 resident blocks instead of 8) 76.9 against
+  // 81.3 us at K=8192 N=28672 and 140.8 against 146.5 at N=57344 (80.5 and 144.5 without it).
   if (config.schedule == QuantSchedule::Decode &&
       (group_size == 0 || group_size % (config.block_k * config.unroll) == 0)) {
     config.scale_after_mma = true;
