@@ -9,6 +9,7 @@
 
 #include "dtypes/conversion_plan.h"
 #include "frontend/cpp/kernel_builder.h"
+#include "vm/verifier.h"
 
 namespace nibble::examples {
 namespace {
@@ -85,9 +86,10 @@ void validate(const QuantGemmConfig& config) {
     fail(config, "split_k, unroll and stages must be at least 1");
   }
   if (config.persistent_blocks < 0) fail(config, "persistent_blocks must not be negative");
-  if (config.min_blocks_per_sm < 0 || config.min_blocks_per_sm * 32 * config.warps > 2048) {
-    fail(config, fmt::format("min_blocks_per_sm {}: at most 2048 threads fit on an SM",
-                             config.min_blocks_per_sm));
+  if (config.min_blocks_per_sm < 0 ||
+      config.min_blocks_per_sm * 32 * config.warps > vm::kMaxThreadsPerSm) {
+    fail(config, fmt::format("min_blocks_per_sm {}: at most {} threads fit on an SM",
+                             config.min_blocks_per_sm, vm::kMaxThreadsPerSm));
   }
   if (config.persistent_blocks > 0 &&
       (config.schedule != QuantSchedule::Decode || config.split_k != 1)) {

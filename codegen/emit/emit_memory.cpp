@@ -130,6 +130,13 @@ llvm::Value* KernelEmitter::gather_slots(const RegisterTensor& tensor,
 
 namespace {
 
+// Whether index (i64) lies inside dimension d of the view.
+llvm::Value* index_inside(KernelEmitter& e, const GlobalViewValues& view, llvm::Value* index,
+                          size_t d) {
+  return e.builder.CreateAnd(e.builder.CreateICmpSGE(index, e.const_i64(0)),
+                             e.builder.CreateICmpSLT(index, view.shape[d]));
+}
+
 struct GlobalAccess {
   KernelEmitter& e;
   const GlobalViewValues& view;
@@ -145,8 +152,7 @@ struct GlobalAccess {
   // Whether index (i64) of dimension d lies inside the view; true when d is assumed inside.
   llvm::Value* dimension_inside(llvm::Value* index, size_t d) {
     if (d < assumed_inside.size() && assumed_inside[d]) return e.builder.getTrue();
-    return e.builder.CreateAnd(e.builder.CreateICmpSGE(index, e.const_i64(0)),
-                               e.builder.CreateICmpSLT(index, view.shape[d]));
+    return index_inside(e, view, index, d);
   }
 
   // Element offset (i64) of the element at entry's index + delta along the last dimension.
@@ -652,9 +658,7 @@ void KernelEmitter::emit_fetch_add(const vm::FetchAddStmt& fetch) {
   for (size_t d = 0; d < fetch.offsets.size(); ++d) {
     llvm::Value* index = scalar_i64(fetch.offsets[d]);
     offset = builder.CreateAdd(offset, builder.CreateMul(index, view.strides[d]));
-    inside =
-        builder.CreateAnd(inside, builder.CreateAnd(builder.CreateICmpSGE(index, const_i64(0)),
-                                                    builder.CreateICmpSLT(index, view.shape[d])));
+    inside = builder.CreateAnd(inside, index_inside(*this, view, index, d));
   }
   llvm::Value* counter =
       builder.CreateInBoundsGEP(i32(), param_values[static_cast<size_t>(view.param)], {offset});

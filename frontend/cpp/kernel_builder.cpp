@@ -486,12 +486,18 @@ Expr KernelBuilder::grid_dim(int axis, Location location) {
   return Expr::special(static_cast<vm::Special>(static_cast<int>(vm::Special::GridDimX) + axis));
 }
 
+Expr KernelBuilder::scoped_variable(std::string_view name, DataType type,
+                                    const vm::SourceLocation& where) {
+  Expr var = Expr::var(unique_scalar_name(name, where), program_.next_var_id++, type);
+  variable_scopes_[var.index()] = frames_.back().scope;
+  return var;
+}
+
 Expr KernelBuilder::let(std::string_view name, const Scalar& value, Location location) {
   const vm::SourceLocation where = to_vm(location);
   check_open(where);
   Expr resolved = resolve(value, std::nullopt, where);
-  Expr var = Expr::var(unique_scalar_name(name, where), program_.next_var_id++, resolved.type());
-  variable_scopes_[var.index()] = frames_.back().scope;
+  Expr var = scoped_variable(name, resolved.type(), where);
   current_body().push_back(vm::Statement{vm::LetStmt{var, std::move(resolved)}, where});
   return var;
 }
@@ -746,8 +752,7 @@ Expr KernelBuilder::fetch_add(std::string_view name, const Tensor& counter, cons
   check_open(where);
   check_scope(counter, "fetch_add: counter", vm::Scope::Global, where);
   const DataType dtype = counter.dtype();
-  Expr var = Expr::var(unique_scalar_name(name, where), program_.next_var_id++, dtype);
-  variable_scopes_[var.index()] = frames_.back().scope;
+  Expr var = scoped_variable(name, dtype, where);
   current_body().push_back(vm::Statement{
       vm::FetchAddStmt{var, counter.id_, resolve(offsets, where), resolve(value, dtype, where)},
       where});

@@ -319,6 +319,8 @@ class KernelBuilder {
   std::string unique_tensor_name(std::string_view requested, std::string_view fallback,
                                  const vm::SourceLocation& location);
   std::string unique_scalar_name(std::string_view requested, const vm::SourceLocation& location);
+  // A new scalar variable, visible to the end of the current scope (let, fetch_add).
+  Expr scoped_variable(std::string_view name, DataType type, const vm::SourceLocation& where);
   Tensor define(std::string_view requested, std::string_view fallback, vm::TensorType type,
                 const vm::SourceLocation& location);
   Tensor register_result(std::string_view requested, std::string_view fallback, DataType dtype,
