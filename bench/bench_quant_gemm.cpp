@@ -14,7 +14,7 @@
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
 // block_n, block_k, warps, split_k, unroll, stages, persistent_blocks, scale_after_mma,
-// min_blocks_per_sm), for tuning the chooser.
+// min_blocks_per_sm, weights_as_a), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -160,6 +160,8 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.scale_after_mma = value != 0;
     } else if (key == "min_blocks_per_sm") {
       config.min_blocks_per_sm = static_cast<int>(value);
+    } else if (key == "weights_as_a") {
+      config.weights_as_a = value != 0;
     } else {
       throw std::invalid_argument("unknown override key '" + key + "'");
     }

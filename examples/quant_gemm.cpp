@@ -9,6 +9,7 @@
 
 #include "dtypes/conversion_plan.h"
 #include "frontend/cpp/kernel_builder.h"
+#include "layout/algebra.h"
 #include "vm/verifier.h"
 
 namespace nibble::examples {
@@ -104,6 +105,9 @@ void validate(const QuantGemmConfig& config) {
                                chunk));
     }
   }
+  if (config.weights_as_a && (!config.scale_after_mma || config.zero_points)) {
+    fail(config, "weights_as_a needs scale_after_mma and no zero points");
+  }
 }
 
 // Bit b of the loaded flat index lives on: a register slot bit, a lane bit or a warp bit.
@@ -123,7 +127,9 @@ struct Digit {
   int length = 0;
 };
 
-std::vector<Digit> digits_of(const FragmentOrder& order) {
+// A digit never crosses destination bit `boundary` (the weights_as_a kernel reorders the bits
+// below and above it).
+std::vector<Digit> digits_of(const FragmentOrder& order, int boundary) {
   const int reg_bits = log2_of(order.per_thread);
   auto axis_of = [&](int bit) { return bit < reg_bits ? 0 : (bit < reg_bits + 5 ? 1 : 2); };
   std::vector<Digit> digits;
@@ -133,7 +139,7 @@ std::vector<Digit> digits_of(const FragmentOrder& order) {
     if (!digits.empty()) {
       Digit& last = digits.back();
       if (last.source_low + last.length == b && last.destination_low + last.length == dest &&
-          axis_of(last.source_low) == axis_of(b)) {
+          axis_of(last.source_low) == axis_of(b) && dest != boundary) {
         ++last.length;
         continue;
       }
@@ -178,17 +184,37 @@ Layout accumulator_columns_layout(const MmaTiling& tiling) {
   return Layout(std::move(shard), std::move(replica));
 }
 
+// `layout` of a [rows, columns] tensor as the layout of its transpose (the same places).
+Layout transpose_layout(const Layout& layout, int64_t rows, int64_t columns) {
+  return layout::permute(layout, {rows, columns}, {1, 0});
+}
+
+// The layout of a [1, rows] row of per-row values of the transposed dot's C fragments (the
+// weights_as_a scales: one per column of W) that repeat() spreads over its columns without moving
+// data: each thread holds the rows of its atoms, replicated over the four lanes of an atom row.
+Layout accumulator_rows_layout(const MmaTiling& tiling) {
+  std::vector<Iter> shard;
+  if (tiling.warps_m > 1) shard.push_back(Iter{tiling.warps_m, tiling.warps_n, Axis::warp()});
+  if (tiling.tiles_m() > 1) shard.push_back(Iter{tiling.tiles_m(), 2, Axis::reg()});
+  shard.push_back(Iter{2, 1, Axis::reg()});
+  shard.push_back(Iter{8, 4, Axis::lane()});
+  std::vector<Iter> replica{Iter{4, 1, Axis::lane()}};
+  if (tiling.warps_n > 1) replica.push_back(Iter{tiling.warps_n, 1, Axis::warp()});
+  return Layout(std::move(shard), std::move(replica));
+}
+
 }  // namespace
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}", weight.name(), activation.name(),
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}", weight.name(), activation.name(),
       group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
       block_n, block_k, warps, split_k, unroll,
       persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "",
       scale_after_mma ? "_sa" : "",
-      min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "");
+      min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "",
+      weights_as_a ? "_wa" : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -213,22 +239,32 @@ int64_t FragmentOrder::tile_index(int64_t thread, int64_t position) const {
 
 FragmentOrder fragment_order(const QuantGemmConfig& config) {
   validate(config);
-  const auto tiling = layout::choose_mma_tiling(config.block_m, config.block_n, config.block_k,
-                                                config.warps, config.activation);
+  const bool transposed = config.weights_as_a;
+  const int64_t dot_m = transposed ? config.block_n : config.block_m;
+  const int64_t dot_n = transposed ? config.block_m : config.block_n;
+  const auto tiling =
+      layout::choose_mma_tiling(dot_m, dot_n, config.block_k, config.warps, config.activation);
   if (!tiling) {
-    fail(config, fmt::format("a {}x{}x{} tile over {} warps does not divide into mma atoms",
-                             config.block_m, config.block_n, config.block_k, config.warps));
+    fail(config, fmt::format("a {}x{}x{} tile over {} warps does not divide into mma atoms", dot_m,
+                             dot_n, config.block_k, config.warps));
+  }
+  // The weights' operand is replicated over the other warp dimension, which the kernel's layouts
+  // of the loaded runs leave out with weights_as_a.
+  if (transposed && tiling->warps_n != 1) {
+    fail(config, fmt::format("weights_as_a: a {}-row activation tile over {} warps splits the "
+                             "tile's rows over warps",
+                             config.block_m, config.warps));
   }
   FragmentOrder order;
   order.tiling = *tiling;
-  order.threads = 32 * tiling->warps_n;
+  order.threads = 32 * (transposed ? tiling->warps_m : tiling->warps_n);
   order.per_thread = config.block_k * config.block_n / order.threads;
   const std::optional<int64_t> group =
       interleaved_group(stored_weight_type(config), config.activation);
   const bool interleave = group && order.per_thread % *group == 0;
-  const int64_t tiles_n = tiling->tiles_n();
 
-  // Tile element of (thread, position), from the B fragment layout (layout/mma_tiling.h).
+  // Tile element of (thread, position), from the B fragment layout, or the A fragment layout of
+  // the transposed tile (layout/mma_tiling.h; 16-bit activations: two elements per register).
   auto destination = [&](int64_t t, int64_t r) {
     int64_t f = r;  // the fragment slot
     if (interleave) {
@@ -236,15 +272,26 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
       const int64_t within = r % g;
       f = r - within + 2 * (within % (g / 2)) + within / (g / 2);
     }
-    const int64_t e = f % 2;
-    const int64_t kh = (f / 2) % 2;
-    const int64_t j = (f / 4) % tiles_n;
-    const int64_t s = f / (4 * tiles_n);
-    const int64_t wc = t / 32;
+    const int64_t warp = t / 32;
     const int64_t g = (t % 32) / 4;
     const int64_t tt = t % 4;
-    const int64_t k = s * 16 + kh * 8 + tt * 2 + e;
-    const int64_t n = (wc * tiles_n + j) * 8 + g;
+    const int64_t e = f % 2;
+    int64_t k = 0;
+    int64_t n = 0;
+    if (transposed) {  // slots: e, row half h, k half kh, k step s, row tile i
+      const int64_t h = (f / 2) % 2;
+      const int64_t kh = (f / 4) % 2;
+      const int64_t s = (f / 8) % tiling->steps_k();
+      const int64_t i = f / (8 * tiling->steps_k());
+      k = s * 16 + kh * 8 + tt * 2 + e;
+      n = ((warp * tiling->tiles_m() + i) * 2 + h) * 8 + g;
+    } else {  // slots: e, k half kh, column tile j, k step s
+      const int64_t kh = (f / 2) % 2;
+      const int64_t j = (f / 4) % tiling->tiles_n();
+      const int64_t s = f / (4 * tiling->tiles_n());
+      k = s * 16 + kh * 8 + tt * 2 + e;
+      n = (warp * tiling->tiles_n() + j) * 8 + g;
+    }
     return k * config.block_n + n;
   };
   const int64_t total = order.threads * order.per_thread;
@@ -268,6 +315,9 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   using namespace dsl;
   const FragmentOrder order = fragment_order(config);
   const MmaTiling& tiling = order.tiling;
+  // weights_as_a: the dot is C^T[bn, bm] += dequant(W)^T[bn, bk] · A^T[bk, bm].
+  const bool transposed = config.weights_as_a;
+  const int64_t weight_warps = order.threads / 32;  // warps holding distinct weights
   const DataType act = config.activation;
   const int64_t bm = config.block_m;
   const int64_t bn = config.block_n;
@@ -311,8 +361,21 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   // Persistent blocks move from column tile to column tile: n0 is updated per share.
   Expr n0 = b.let("n0", persistent ? Scalar(0) : Scalar(b.block_id(0) * bn));
 
-  // The loaded runs → B fragments: reshape into digits, permute them, reshape to the tile.
-  const std::vector<Digit> digits = digits_of(order);
+  // The loaded runs → B fragments (A fragments of W^T): reshape into digits, permute them,
+  // reshape to the tile. A weight operand is replicated over the warps of the other operand.
+  auto weights_layout = [&](std::vector<Iter> shard) {
+    return transposed ? Layout(std::move(shard))
+                      : replicated_over_warp_rows(std::move(shard), tiling);
+  };
+  const int n_bits = log2_of(bn);
+  const int k_bits = log2_of(bk);
+  const std::vector<Digit> digits = digits_of(order, transposed ? n_bits : -1);
+  // The digit's place in the fragment tile's flat index: k * bn + n, or n * bk + k.
+  auto fragment_bit = [&](const Digit& digit) {
+    const int d = digit.destination_low;
+    if (!transposed) return d;
+    return d < n_bits ? d + k_bits : d - n_bits;
+  };
   Shape digit_shape;
   std::vector<Iter> digit_iters;
   for (const Digit& digit : digits) {
@@ -323,8 +386,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   for (size_t i = 0; i < digits.size(); ++i)
     by_destination[i] = static_cast<int>(i);
   std::sort(by_destination.begin(), by_destination.end(), [&](int x, int y) {
-    return digits[static_cast<size_t>(x)].destination_low >
-           digits[static_cast<size_t>(y)].destination_low;
+    return fragment_bit(digits[static_cast<size_t>(x)]) >
+           fragment_bit(digits[static_cast<size_t>(y)]);
   });
   Shape permuted_shape;
   std::vector<Iter> permuted_iters;
@@ -333,14 +396,13 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     permuted_iters.push_back(digit_iters[static_cast<size_t>(i)]);
   }
   const Layout run_layout =
-      replicated_over_warp_rows({Iter{tiling.warps_n, 1, Axis::warp()}, Iter{32, 1, Axis::lane()},
-                                 Iter{order.per_thread, 1, Axis::reg()}},
-                                tiling);
+      weights_layout({Iter{weight_warps, 1, Axis::warp()}, Iter{32, 1, Axis::lane()},
+                      Iter{order.per_thread, 1, Axis::reg()}});
   const Layout scale_layout = column_values_layout(tiling, scale_rows);
   // Each thread copies its own runs (whole words; runs of odd widths need not be 16 bytes).
   std::vector<Iter> copy_iters;
   if (config.unroll > 1) copy_iters.push_back(Iter{config.unroll, order.per_thread, Axis::reg()});
-  if (tiling.warps_n > 1) copy_iters.push_back(Iter{tiling.warps_n, 1, Axis::warp()});
+  if (weight_warps > 1) copy_iters.push_back(Iter{weight_warps, 1, Axis::warp()});
   copy_iters.push_back(Iter{32, 1, Axis::lane()});
   copy_iters.push_back(Iter{order.per_thread, 1, Axis::reg()});
   const Layout run_copy_threads(std::move(copy_iters), {});
@@ -397,9 +459,14 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.set_layout(runs, run_layout);
     Tensor values = b.cast(runs, act, "values");
     Tensor as_digits = b.reshape(values, digit_shape, "value_digits");
-    b.set_layout(as_digits, replicated_over_warp_rows(digit_iters, tiling));
+    b.set_layout(as_digits, weights_layout(digit_iters));
     Tensor permuted = b.permute(as_digits, by_destination, "fragment_digits");
-    b.set_layout(permuted, replicated_over_warp_rows(permuted_iters, tiling));
+    b.set_layout(permuted, weights_layout(permuted_iters));
+    if (transposed) {
+      Tensor fragments = b.reshape(permuted, {bn, bk}, "fragments");
+      b.set_layout(fragments, tiling.a_layout());
+      return fragments;  // unscaled (scale_after_mma), no zero points (validate)
+    }
     Tensor fragments = b.reshape(permuted, {bk, bn}, "fragments");
     b.set_layout(fragments, tiling.b_layout());
     auto column_values = [&](const Tensor& ring, std::string_view name) {
@@ -418,7 +485,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   // over iteration indices, not k: the addresses of its copies are then affine in the loop
   // variable, which LLVM turns into pointer increments.
   auto k_iterations = [&](const Expr& t_begin, const Expr& t_end) {
-    Tensor acc = b.zeros({bm, bn}, f32, "acc", tiling.c_layout());
+    const Shape acc_shape = transposed ? Shape{bn, bm} : Shape{bm, bn};
+    Tensor acc = b.zeros(acc_shape, f32, "acc", tiling.c_layout());
     for (int64_t step = 0; step + 1 < stages; ++step) {
       auto guard = b.if_(t_begin + step < t_end);
       copy_iteration((t_begin + step) * chunk, step);
@@ -441,13 +509,28 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     const Expr slot = b.let("slot", step % stages);
     // With scale_after_mma the iteration's products meet in `part`, which its group's scales
     // (a row in the C fragments' column order, repeated over the rows) multiply into acc.
-    Tensor sums = config.scale_after_mma ? b.zeros({bm, bn}, f32, "part", tiling.c_layout()) : acc;
+    Tensor sums = config.scale_after_mma ? b.zeros(acc_shape, f32, "part", tiling.c_layout()) : acc;
     for (int64_t u = 0; u < unroll; ++u) {
       Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
       Tensor weights = weights_at(slot, u);
-      b.dot(sums, a_tile, weights);
+      if (transposed) {
+        b.set_layout(a_tile, transpose_layout(tiling.b_layout(), bk, bm));
+        Tensor a_columns = b.permute(a_tile, {1, 0}, "a_columns");
+        b.set_layout(a_columns, tiling.b_layout());
+        b.dot(sums, weights, a_columns);
+      } else {
+        b.dot(sums, a_tile, weights);
+      }
     }
-    if (config.scale_after_mma) {
+    if (transposed) {  // the scales of the rows of C^T
+      Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
+      b.set_layout(scales, accumulator_rows_layout(tiling));
+      Tensor column = b.reshape(b.cast(scales, f32, "group_scales_f32"), {bn, 1}, "scale_column");
+      b.set_layout(column, accumulator_rows_layout(tiling));
+      Tensor spread = b.repeat(column, bm, 1, "group_scale_tile");
+      b.set_layout(spread, tiling.c_layout());
+      b.assign(acc, fma(sums, spread, acc));
+    } else if (config.scale_after_mma) {
       Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
       b.set_layout(scales, accumulator_columns_layout(tiling));
       Tensor spread = b.repeat(b.cast(scales, f32, "group_scales_f32"), bm, 0, "group_scale_tile");
@@ -456,10 +539,15 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
     b.barrier();  // the slot is overwritten by a later iteration's copy
     loop.end();
+    Tensor result = acc;
+    if (transposed) {
+      result = b.permute(acc, {1, 0}, "acc_rows");
+      b.set_layout(result, transpose_layout(tiling.c_layout(), bn, bm));
+    }
     if (split) {
-      b.atomic_add(C, {m0, n0}, acc);
+      b.atomic_add(C, {m0, n0}, result);
     } else {
-      b.store(C, {m0, n0}, b.cast(acc, act, "c_tile"));
+      b.store(C, {m0, n0}, b.cast(result, act, "c_tile"));
     }
   };
 
@@ -622,6 +710,10 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
       (group_size == 0 || group_size % (config.block_k * config.unroll) == 0)) {
     config.scale_after_mma = true;
     if (weight.bits() == 8) config.min_blocks_per_sm = 7;
+    if (m <= 8 && !zero_points) {
+      config.weights_as_a = true;
+      config.block_m = 8;
+    }
   }
   if (group_size > 0 && group_size < 16) {
     throw QuantGemmError(fmt::format("group size {} is below 16", group_size));

@@ -64,6 +64,12 @@ struct QuantGemmConfig {
   bool scale_after_mma = false;
   // > 0: registers held to what this many blocks per SM allow (vm::Program::min_blocks_per_sm).
   int min_blocks_per_sm = 0;
+  // Decode only, with scale_after_mma and no zero points: the dot runs transposed,
+  // C^T[block_n, block_m] += dequant(W)^T · A^T, so the dequantized weights are the mma's A
+  // operand and the activations its B operand. A tile of block_m = 8 rows is then one n8 atom:
+  // for M ≤ 8 half the activation traffic through shared memory and half the mma instructions
+  // of a 16-row tile whose rows past M are zeros.
+  bool weights_as_a = false;
 
   // Partial sums meet in the f32 workspace (split K or persistent blocks), and
   // quant_gemm_finish rounds them into C.
@@ -85,12 +91,16 @@ dtypes::DataType stored_weight_type(const QuantGemmConfig& config);
 uint64_t stored_code(const QuantGemmConfig& config, uint64_t code);
 
 // Where each element of a re-packed W tile goes: the tile's [block_k, block_n] elements are
-// stored thread after thread (`threads` = 32 * warps_n runs of `per_thread` elements); the run
-// of thread t holds, at position r, tile element (k_of(t, r), n_of(t, r)). The bits of the
+// stored thread after thread (`threads` = 32 * warps_n runs of `per_thread` elements, or
+// 32 * warps_m with weights_as_a, whose tiling is that of the transposed dot); the run of thread
+// t holds, at position r, tile element (k_of(t, r), n_of(t, r)). The bits of the
 // flat index t * per_thread + r map one to one onto bits of the tile's flat index
 // k * block_n + n (every extent is a power of two), which is what lets the kernel turn the
-// loaded runs into B fragments by reshape and permute alone.
+// loaded runs into B fragments (A fragments of the transposed tile with weights_as_a) by
+// reshape and permute alone.
 struct FragmentOrder {
+  // The dot's tiling: [block_m, block_n, block_k], or [block_n, block_m, block_k] with
+  // weights_as_a.
   layout::MmaTiling tiling;
   int64_t threads = 0;
   int64_t per_thread = 0;

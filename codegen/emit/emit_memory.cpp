@@ -744,6 +744,14 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
   return last_index_divisor % k == 0;
 }
 
+// Whether ldmatrix/stmatrix can address `tile` at `offsets` for a tensor of `dtype`: 16-bit
+// elements, rows of 8 elements contiguous and 16-byte aligned.
+bool matrix_addressable(const SharedTile& tile, DataType dtype, int64_t column_divisor) {
+  if (dtype.bits() != 16 || tile.dtype.bits() != 16 || tile.shape.size() != 2) return false;
+  if (!tile.swizzle.is_identity() && tile.swizzle.unit_bytes() < 16) return false;
+  return tile.base_bytes % 16 == 0 && tile_run_contiguous(tile, 8, column_divisor);
+}
+
 }  // namespace
 
 // ldmatrix: each lane gives the address of one 16-byte row of an 8x8 matrix of 16-bit elements
@@ -757,6 +765,30 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
 //     gives b0, b1 of two neighbouring atoms (x2.trans for a last odd one): .trans hands lane l
 //     the column l / 4, rows 2(l % 4) and 2(l % 4) + 1 of each matrix, which is the B fragment.
 //     8-bit B would need a byte transpose, which ldmatrix does not do: the generic path then.
+std::vector<llvm::Value*> KernelEmitter::load_matrices(int count, bool transpose,
+                                                       llvm::Value* address) {
+  std::vector<llvm::Type*> outputs(static_cast<size_t>(count), i32());
+  auto* asm_type = llvm::FunctionType::get(llvm::StructType::get(context, outputs), {i32()}, false);
+  std::string registers;
+  std::string constraints;
+  for (int i = 0; i < count; ++i) {
+    registers += fmt::format("{}${}", i == 0 ? "" : ", ", i);
+    constraints += "=r,";
+  }
+  llvm::InlineAsm* code =
+      llvm::InlineAsm::get(asm_type,
+                           fmt::format("ldmatrix.sync.aligned.m8n8.x{}{}.shared.b16 {{{}}}, [${}];",
+                                       count, transpose ? ".trans" : "", registers, count),
+                           constraints + "r", true);
+  llvm::CallInst* call = builder.CreateCall(asm_type, code, {address});
+  call->setOnlyReadsMemory();
+  call->setConvergent();
+  std::vector<llvm::Value*> words;
+  for (unsigned i = 0; i < static_cast<unsigned>(count); ++i)
+    words.push_back(builder.CreateExtractValue(call, {i}));
+  return words;
+}
+
 bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand) {
   const RegisterTensor& result = reg(instruction.result);
   const SharedTile& source = tile(instruction.source);
@@ -786,28 +818,7 @@ bool KernelEmitter::emit_ldmatrix(const vm::LoadShared& instruction, const MmaOp
   auto ldmatrix = [&](int count, bool transpose, llvm::Value* row, llvm::Value* col) {
     auto [byte, within] = tile_address(source, {row, col});
     (void)within;
-    llvm::Value* address = builder.CreatePtrToInt(shared_pointer(byte), i32());
-    std::vector<llvm::Type*> outputs(static_cast<size_t>(count), i32());
-    auto* asm_type =
-        llvm::FunctionType::get(llvm::StructType::get(context, outputs), {i32()}, false);
-    std::string registers;
-    std::string constraints;
-    for (int i = 0; i < count; ++i) {
-      registers += fmt::format("{}${}", i == 0 ? "" : ", ", i);
-      constraints += "=r,";
-    }
-    llvm::InlineAsm* code = llvm::InlineAsm::get(
-        asm_type,
-        fmt::format("ldmatrix.sync.aligned.m8n8.x{}{}.shared.b16 {{{}}}, [${}];", count,
-                    transpose ? ".trans" : "", registers, count),
-        constraints + "r", true);
-    llvm::CallInst* call = builder.CreateCall(asm_type, code, {address});
-    call->setOnlyReadsMemory();
-    call->setConvergent();
-    std::vector<llvm::Value*> words;
-    for (unsigned i = 0; i < static_cast<unsigned>(count); ++i)
-      words.push_back(builder.CreateExtractValue(call, {i}));
-    return words;
+    return load_matrices(count, transpose, builder.CreatePtrToInt(shared_pointer(byte), i32()));
   };
   const int64_t per_register = t.per_register();
   llvm::Type* elements =
@@ -864,6 +875,7 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
   if (auto found = mma_operands.find(instruction.result.index); found != mma_operands.end()) {
     if (emit_ldmatrix(instruction, found->second)) return;
   }
+  if (emit_matrix_load(instruction)) return;
   const RegisterTensor& result = reg(instruction.result);
   const SharedTile& source = tile(instruction.source);
   const int bits = result.dtype.bits();
@@ -933,40 +945,27 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
   }
 }
 
-// stmatrix (sm_90): the register words of a 16-bit tensor that are the 8x8 matrices of the
-// ldmatrix atom (register_map.h: match_matrix_fragments) go to shared memory four at a time (x4;
-// x2, x1 for the rest), lane q giving the address of row q % 8 of the group's matrix q / 8. A lane
-// finds the matrix's top-left element from its own share of it: its index minus its place in the
-// atom, the same in every lane of the warp (checked when matching).
-bool KernelEmitter::emit_stmatrix(const vm::StoreShared& instruction) {
-  if (target.sm < 90) return false;
-  const RegisterTensor& value = reg(instruction.value);
-  const SharedTile& destination = tile(instruction.destination);
-  if (value.packed || value.dtype.bits() != 16 || destination.dtype.bits() != 16 ||
-      destination.shape.size() != 2 || instruction.offsets.size() != 2) {
-    return false;
-  }
-  if (!destination.swizzle.is_identity() && destination.swizzle.unit_bytes() < 16) return false;
-  if (destination.base_bytes % 16 != 0) return false;
-  if (!tile_run_contiguous(destination, 8, divisor_of(instruction.offsets[1]))) return false;
-  const std::optional<MatrixFragments> fragments = match_matrix_fragments(*value.map);
-  if (!fragments) return false;
-  const bool transpose = fragments->transpose;
+// A lane finds a matrix's top-left element from its own share of it: its index minus its place
+// in the atom, the same in every lane of the warp (checked when matching).
+void KernelEmitter::for_each_matrix_group(
+    const RegisterTensor& value, const SharedTile& tile, const std::vector<Expr>& offsets,
+    const MatrixFragments& fragments,
+    const std::function<void(int count, llvm::Value* address, const std::vector<int64_t>& slots)>&
+        emit_group) {
+  const bool transpose = fragments.transpose;
   llvm::Value* lane = builder.CreateAnd(thread_index, const_i32(31));
   llvm::Value* group = builder.CreateLShr(lane, 2);
   llvm::Value* in_group = builder.CreateAnd(lane, const_i32(3));
   // The lane's place in each matrix it holds: (row, column) of its first element.
   llvm::Value* place_row = transpose ? builder.CreateShl(in_group, 1) : group;
   llvm::Value* place_col = transpose ? group : builder.CreateShl(in_group, 1);
-  llvm::Value* row0 = builder.CreateAdd(scalar_i32(instruction.offsets[0]),
+  llvm::Value* row0 = builder.CreateAdd(scalar_i32(offsets[0]),
                                         builder.CreateSub(value.thread->index_part[0], place_row));
-  llvm::Value* col0 = builder.CreateAdd(scalar_i32(instruction.offsets[1]),
+  llvm::Value* col0 = builder.CreateAdd(scalar_i32(offsets[1]),
                                         builder.CreateSub(value.thread->index_part[1], place_col));
   llvm::Value* matrix_row = builder.CreateAnd(lane, const_i32(7));
   llvm::Value* matrix_of_lane = builder.CreateLShr(lane, 3);
-  llvm::Type* pair = llvm::FixedVectorType::get(value_type(value.dtype), 2);
-  const std::vector<int64_t>& words = fragments->words;
-  int instructions = 0;
+  const std::vector<int64_t>& words = fragments.words;
   for (size_t first = 0; first < words.size();) {
     const size_t remaining = words.size() - first;
     const int count = remaining >= 4 ? 4 : remaining >= 2 ? 2 : 1;
@@ -974,7 +973,7 @@ bool KernelEmitter::emit_stmatrix(const vm::StoreShared& instruction) {
     llvm::Value* which = builder.CreateAnd(matrix_of_lane, const_i32(count - 1));
     llvm::Value* slot_row = nullptr;
     llvm::Value* slot_col = nullptr;
-    std::vector<llvm::Value*> registers;
+    std::vector<int64_t> slots;
     for (int j = 0; j < count; ++j) {
       const int64_t slot = 2 * words[first + static_cast<size_t>(j)];
       const SlotEntry* entry = value.map->entry_of_slot(slot);
@@ -983,36 +982,89 @@ bool KernelEmitter::emit_stmatrix(const vm::StoreShared& instruction) {
       llvm::Value* is_this = builder.CreateICmpEQ(which, const_i32(j));
       slot_row = slot_row == nullptr ? row : builder.CreateSelect(is_this, row, slot_row);
       slot_col = slot_col == nullptr ? col : builder.CreateSelect(is_this, col, slot_col);
-      llvm::Value* halves = llvm::PoisonValue::get(pair);
-      halves = builder.CreateInsertElement(halves, read_slot(value, slot), uint64_t{0});
-      halves = builder.CreateInsertElement(halves, read_slot(value, slot + 1), uint64_t{1});
-      registers.push_back(builder.CreateBitCast(halves, i32()));
+      slots.push_back(slot);
     }
     llvm::Value* row = builder.CreateAdd(builder.CreateAdd(row0, slot_row), matrix_row);
     llvm::Value* col = builder.CreateAdd(col0, slot_col);
-    auto [byte, within] = tile_address(destination, {row, col});
+    auto [byte, within] = tile_address(tile, {row, col});
     (void)within;
-    std::vector<llvm::Value*> arguments = {builder.CreatePtrToInt(shared_pointer(byte), i32())};
-    arguments.insert(arguments.end(), registers.begin(), registers.end());
-    std::vector<llvm::Type*> types(arguments.size(), i32());
-    std::string operands;
-    for (int j = 1; j <= count; ++j)
-      operands += fmt::format("{}${}", j == 1 ? "" : ", ", j);
-    auto* asm_type = llvm::FunctionType::get(builder.getVoidTy(), types, false);
-    std::string constraints = "r";
-    for (int j = 0; j < count; ++j)
-      constraints += ",r";
-    llvm::InlineAsm* code = llvm::InlineAsm::get(
-        asm_type,
-        fmt::format("stmatrix.sync.aligned.m8n8.x{}{}.shared.b16 [$0], {{{}}};", count,
-                    transpose ? ".trans" : "", operands),
-        constraints + ",~{memory}", true);
-    builder.CreateCall(asm_type, code, arguments)->setConvergent();
+    emit_group(count, builder.CreatePtrToInt(shared_pointer(byte), i32()), slots);
     first += static_cast<size_t>(count);
-    ++instructions;
   }
+}
+
+bool KernelEmitter::emit_matrix_load(const vm::LoadShared& instruction) {
+  const RegisterTensor& result = reg(instruction.result);
+  const SharedTile& source = tile(instruction.source);
+  if (result.packed || instruction.offsets.size() != 2 ||
+      !matrix_addressable(source, result.dtype, divisor_of(instruction.offsets[1]))) {
+    return false;
+  }
+  const std::optional<MatrixFragments> fragments =
+      match_matrix_fragments(*result.map, /*replicas_allowed=*/true);
+  if (!fragments) return false;
+  llvm::Type* pair = llvm::FixedVectorType::get(value_type(result.dtype), 2);
+  int instructions = 0;
+  for_each_matrix_group(
+      result, source, instruction.offsets, *fragments,
+      [&](int count, llvm::Value* address, const std::vector<int64_t>& slots) {
+        const std::vector<llvm::Value*> words = load_matrices(count, fragments->transpose, address);
+        for (int j = 0; j < count; ++j) {
+          llvm::Value* halves = builder.CreateBitCast(words[static_cast<size_t>(j)], pair);
+          const int64_t slot = slots[static_cast<size_t>(j)];
+          write_slot(result, slot, builder.CreateExtractElement(halves, uint64_t{0}));
+          write_slot(result, slot + 1, builder.CreateExtractElement(halves, uint64_t{1}));
+        }
+        ++instructions;
+      });
+  note(fmt::format("load_shared '{}': {} ldmatrix{} per warp", info(instruction.result).name,
+                   instructions, fragments->transpose ? ".trans" : ""));
+  return true;
+}
+
+// stmatrix (sm_90): the register words of a 16-bit tensor that are the 8x8 matrices of the
+// ldmatrix atom go to shared memory (for_each_matrix_group).
+bool KernelEmitter::emit_stmatrix(const vm::StoreShared& instruction) {
+  if (target.sm < 90) return false;
+  const RegisterTensor& value = reg(instruction.value);
+  const SharedTile& destination = tile(instruction.destination);
+  if (value.packed || instruction.offsets.size() != 2 ||
+      !matrix_addressable(destination, value.dtype, divisor_of(instruction.offsets[1]))) {
+    return false;
+  }
+  const std::optional<MatrixFragments> fragments =
+      match_matrix_fragments(*value.map, /*replicas_allowed=*/false);
+  if (!fragments) return false;
+  llvm::Type* pair = llvm::FixedVectorType::get(value_type(value.dtype), 2);
+  int instructions = 0;
+  for_each_matrix_group(
+      value, destination, instruction.offsets, *fragments,
+      [&](int count, llvm::Value* address, const std::vector<int64_t>& slots) {
+        std::vector<llvm::Value*> arguments = {address};
+        for (int64_t slot : slots) {
+          llvm::Value* halves = llvm::PoisonValue::get(pair);
+          halves = builder.CreateInsertElement(halves, read_slot(value, slot), uint64_t{0});
+          halves = builder.CreateInsertElement(halves, read_slot(value, slot + 1), uint64_t{1});
+          arguments.push_back(builder.CreateBitCast(halves, i32()));
+        }
+        std::vector<llvm::Type*> types(arguments.size(), i32());
+        std::string operands;
+        for (int j = 1; j <= count; ++j)
+          operands += fmt::format("{}${}", j == 1 ? "" : ", ", j);
+        auto* asm_type = llvm::FunctionType::get(builder.getVoidTy(), types, false);
+        std::string constraints = "r";
+        for (int j = 0; j < count; ++j)
+          constraints += ",r";
+        llvm::InlineAsm* code = llvm::InlineAsm::get(
+            asm_type,
+            fmt::format("stmatrix.sync.aligned.m8n8.x{}{}.shared.b16 [$0], {{{}}};", count,
+                        fragments->transpose ? ".trans" : "", operands),
+            constraints + ",~{memory}", true);
+        builder.CreateCall(asm_type, code, arguments)->setConvergent();
+        ++instructions;
+      });
   note(fmt::format("store_shared '{}': {} stmatrix{} per warp", info(instruction.value).name,
-                   instructions, transpose ? ".trans" : ""));
+                   instructions, fragments->transpose ? ".trans" : ""));
   return true;
 }
 

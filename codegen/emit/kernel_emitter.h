@@ -291,9 +291,23 @@ class KernelEmitter {
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);
+  // ldmatrix.sync.aligned.m8n8.x{count}[.trans]: the `count` 32-bit words of the lane.
+  std::vector<llvm::Value*> load_matrices(int count, bool transpose, llvm::Value* address);
+  // ldmatrix for any other load_shared of a 16-bit tensor whose register words are the 8x8
+  // matrices of the ldmatrix atom (register_map.h: match_matrix_fragments; copies in other warps
+  // allowed, each warp loading its own); false when it is not (the generic path then).
+  bool emit_matrix_load(const vm::LoadShared& instruction);
   // stmatrix (sm_90) for a store_shared whose value holds the ldmatrix atom's 8x8 matrices; false
   // when it does not (the generic path then).
   bool emit_stmatrix(const vm::StoreShared& instruction);
+  // The shared address lane q gives for row q % 8 of matrix q / 8 of each group of `count`
+  // matrices (four at a time: x4; x2, x1 for the rest) that ldmatrix/stmatrix move between
+  // `tile` at `offsets` and the words of `value`; `emit_group` receives the group's first slots.
+  void for_each_matrix_group(
+      const RegisterTensor& value, const SharedTile& tile, const std::vector<Expr>& offsets,
+      const MatrixFragments& fragments,
+      const std::function<void(int count, llvm::Value* address, const std::vector<int64_t>& slots)>&
+          emit_group);
 
  private:
   void declare_function();

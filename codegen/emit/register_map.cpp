@@ -419,9 +419,12 @@ std::optional<ThreadBitTable> fit_bit_table(const std::vector<int64_t>& values, 
 
 }  // namespace
 
-std::optional<MatrixFragments> match_matrix_fragments(const RegisterMap& map) {
-  if (map.shape.size() != 2 || map.has_thread_replicas || !map.every_thread_valid ||
-      map.threads % 32 != 0 || map.slots % 2 != 0 ||
+std::optional<MatrixFragments> match_matrix_fragments(const RegisterMap& map,
+                                                      bool replicas_allowed) {
+  // Within a warp, every lane has its own place in a matrix (matrices_hold), so replicas can
+  // only be in other warps.
+  if (map.shape.size() != 2 || (map.has_thread_replicas && !replicas_allowed) ||
+      !map.every_thread_valid || map.threads % 32 != 0 || map.slots % 2 != 0 ||
       static_cast<int64_t>(map.entries.size()) != map.slots) {
     return std::nullopt;
   }

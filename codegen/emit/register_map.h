@@ -90,9 +90,11 @@ struct MatrixFragments {
   bool transpose = false;
   std::vector<int64_t> words;  // every word of the thread, ascending
 };
-// The matrices of `map` when every slot of every thread is in one, each element is held once
-// (no replicas) and every thread of the block holds elements; else nullopt.
-std::optional<MatrixFragments> match_matrix_fragments(const RegisterMap& map);
+// The matrices of `map` when every slot of every thread is in one, every thread of the block
+// holds elements and each element is held once, or (replicas_allowed, for loads) once per warp
+// that holds it; else nullopt.
+std::optional<MatrixFragments> match_matrix_fragments(const RegisterMap& map,
+                                                      bool replicas_allowed);
 
 // A function of a few bits of the thread index: values[the bits `bits` of t, bits[0] lowest].
 struct ThreadBitTable {

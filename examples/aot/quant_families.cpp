@@ -49,6 +49,7 @@ examples::QuantGemmConfig quant_gemm_config(const aot::Config& config) {
   c.scale_after_mma = config.boolean("scale_after_mma", c.scale_after_mma);
   c.min_blocks_per_sm =
       static_cast<int>(at_least(config, "min_blocks_per_sm", c.min_blocks_per_sm, 0, 32));
+  c.weights_as_a = config.boolean("weights_as_a", c.weights_as_a);
   return c;
 }
 

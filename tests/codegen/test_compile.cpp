@@ -443,9 +443,18 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   // The quantized GEMM's decode kernel: A, W and the scales through cp.async, the W runs read
   // back with 16-byte shared loads, A as ldmatrix fragments, lop3 dequantization, packed f16
   // scaling (or, scaled after the mma, one f32 fma per accumulator), mma; nothing in local
-  // memory.
-  examples::QuantGemmConfig decode = examples::choose_quant_gemm_config(
+  // memory. With the weights as the A operand (M ≤ 8) the activations' B fragments, copied in
+  // every warp, are ldmatrix loads too.
+  const examples::QuantGemmConfig transposed = examples::choose_quant_gemm_config(
       1, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false);
+  REQUIRE(transposed.weights_as_a);
+  const std::string weights_as_a =
+      sass_of(codegen::compile(examples::quant_gemm(transposed), target), *nvdisasm);
+  CHECK(weights_as_a.find("LDSM.16.M88.4") != std::string::npos);
+  CHECK(weights_as_a.find("HMMA.16816.F32") != std::string::npos);
+  CHECK(weights_as_a.find("LDL") == std::string::npos);
+  examples::QuantGemmConfig decode = examples::choose_quant_gemm_config(
+      16, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false);
   REQUIRE(decode.scale_after_mma);
   const std::string scaled_after =
       sass_of(codegen::compile(examples::quant_gemm(decode), target), *nvdisasm);

@@ -60,14 +60,14 @@ void check_stmatrix(const RegisterMap& map, const codegen::MatrixFragments& frag
 TEST_CASE("the mma C fragments of 16-bit values are ldmatrix/stmatrix matrices", "[codegen]") {
   const Layout fragments = layout::choose_mma_tiling(32, 32, 16, 4, DataType::f16())->c_layout();
   const RegisterMap map = codegen::build_register_map(fragments, {32, 32}, 128);
-  const auto found = codegen::match_matrix_fragments(map);
+  const auto found = codegen::match_matrix_fragments(map, false);
   REQUIRE(found);
   CHECK_FALSE(found->transpose);
   check_stmatrix(map, *found);
 
   const Layout transposed = layout::permute(fragments, {32, 32}, {1, 0});
   const RegisterMap transposed_map = codegen::build_register_map(transposed, {32, 32}, 128);
-  const auto found_transposed = codegen::match_matrix_fragments(transposed_map);
+  const auto found_transposed = codegen::match_matrix_fragments(transposed_map, false);
   REQUIRE(found_transposed);
   CHECK(found_transposed->transpose);
   check_stmatrix(transposed_map, *found_transposed);
@@ -75,7 +75,24 @@ TEST_CASE("the mma C fragments of 16-bit values are ldmatrix/stmatrix matrices",
   // Rows of 8 consecutive elements per thread are not the atom.
   const Layout rows({Iter{4, 1, Axis::warp()}, Iter{8, 4, Axis::lane()}, Iter{4, 1, Axis::lane()},
                      Iter{8, 1, Axis::reg()}});
-  CHECK_FALSE(codegen::match_matrix_fragments(codegen::build_register_map(rows, {32, 32}, 128)));
+  CHECK_FALSE(
+      codegen::match_matrix_fragments(codegen::build_register_map(rows, {32, 32}, 128), false));
+}
+
+TEST_CASE("operand fragments copied in every warp are matrices for loads only", "[codegen]") {
+  // The B operand [32, 8] of a 64x8x32 tiling over 4 warps: every warp holds all of it, read as
+  // an [8, 32] tile (the activations of the transposed quantized GEMM).
+  const auto tiling = layout::choose_mma_tiling(64, 8, 32, 4, DataType::f16());
+  REQUIRE(tiling);
+  REQUIRE(tiling->warps_m == 4);
+  const Layout rows = layout::permute(tiling->b_layout(), {32, 8}, {1, 0});
+  const RegisterMap map = codegen::build_register_map(rows, {8, 32}, 128);
+  CHECK_FALSE(codegen::match_matrix_fragments(map, false));
+  const auto found = codegen::match_matrix_fragments(map, true);
+  REQUIRE(found);
+  CHECK_FALSE(found->transpose);
+  CHECK(found->words.size() == 4);
+  check_stmatrix(map, *found);
 }
 
 // Runs the rounds: each thread sends its slot, takes its source lane's value and keeps it in its

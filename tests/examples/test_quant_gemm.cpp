@@ -137,6 +137,31 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     config.persistent_blocks = 3;
     run_case(config, 1, 64, 256, 10);
   }
+  // The transposed dot (weights as the mma's A operand, 8-row activation tiles): M below, at
+  // and past the tile (two row tiles), odd widths, bf16, split K, unroll, per channel, wider
+  // column tiles.
+  {
+    QuantGemmConfig config = base;
+    config.scale_after_mma = true;
+    config.weights_as_a = true;
+    config.block_m = 8;
+    config.group_size = 64;
+    for (int64_t m : {1, 8, 13})
+      run_case(config, m, 64, 256, 20);
+    for (const char* type : {"u3", "f6e3m2", "u8", "f4e2m1"}) {
+      QuantGemmConfig typed = config;
+      typed.weight = DataType::parse(type);
+      typed.activation = DataType::bf16();
+      run_case(typed, 3, 64, 256, 21);
+    }
+    QuantGemmConfig wide = config;
+    wide.block_n = 128;
+    wide.warps = 4;
+    wide.split_k = 2;
+    wide.unroll = 2;
+    wide.group_size = 0;
+    run_case(wide, 5, 256, 512, 22);
+  }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
   // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
   for (int64_t blocks : {3, 5, 8}) {

@@ -125,6 +125,19 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
     config.scale_after_mma = true;
     run_case(config, 3, 256, 1024, 206);
   }
+  // The weights as the mma's A operand on 8-row activation tiles (chosen for M ≤ 8): a full
+  // tile, two row tiles with a partial second, C written without a split, bf16 and 8 bits.
+  for (int64_t m : {8, 13}) {
+    const QuantGemmConfig config = examples::choose_quant_gemm_config(
+        1, 256, 2048, DataType::uint(4), DataType::f16(), 128, false);
+    REQUIRE(config.weights_as_a);
+    run_case(config, m, 256, 2048, 207);
+  }
+  QuantGemmConfig unsplit = examples::choose_quant_gemm_config(4, 256, 1024, DataType::uint(8),
+                                                               DataType::bf16(), 128, false);
+  REQUIRE(unsplit.weights_as_a);
+  unsplit.split_k = 1;
+  run_case(unsplit, 4, 256, 1024, 208);
   // Persistent blocks whose shares cross column tiles (4 tiles x 16 iterations over 7 blocks).
   QuantGemmConfig persistent;
   persistent.block_n = 64;
