@@ -250,10 +250,11 @@ int main(int argc, char** argv) {
   fmt::print("device {} (sm_{}, {} SMs): copy bandwidth {:.0f} GB/s\n", device.name,
              device.compute_capability, device.multiprocessors, copy_gbps);
 
-  DeviceBuffer flush(static_cast<size_t>(std::max<int64_t>(device.l2_cache_bytes, 1 << 20) * 4));
+  const examples::CacheFlush flush(device.l2_cache_bytes);
   std::string json = fmt::format(
       "{{\n  \"device\": \"{}\",\n  \"compute_capability\": {},\n  \"copy_gbps\": {:.1f},\n"
-      "  \"method\": \"median of {} calls, each timed with events after an L2 flush\",\n"
+      "  \"method\": \"median of {} calls, each timed with events after an L2 flush (a read of 4x "
+      "the L2)\",\n"
       "  \"runs\": [\n",
       device.name, device.compute_capability, copy_gbps, repeats);
   bool first_row = true;

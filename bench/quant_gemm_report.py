@@ -6,7 +6,8 @@ peers measured in the same run on the same GPU, as JSON, a Markdown table and an
 For every (K, N, M) nibble measured: cuBLAS f16 (torch.matmul with a dequantized f16 weight) and,
 for u4 and u8 with groups of 128, the Triton dequantizing GEMM of bench/peers/triton_quant_gemm.py
 (autotuned per shape). Every peer call is timed like nibble's: CUDA events around one call after
-a buffer larger than L2 was written, median of the repeats.
+a buffer of four times the L2 was read (a cold, clean L2: a flush that writes would charge the
+timed call with the write-back of its dirty lines), median of the repeats.
 
 Ratios, all from this run:
   bandwidth SOL = (bytes of W + scales + A + C) / copy bandwidth / time  (copy bandwidth: the
@@ -28,12 +29,12 @@ FLUSH_BYTES = 512 * 1024 * 1024
 
 
 def time_ms(fn, repeats, flush):
-    """Median milliseconds of fn() over `repeats` calls, each after `flush` was written."""
+    """Median milliseconds of fn() over `repeats` calls, each after `flush` was read."""
     fn()
     torch.cuda.synchronize()
     times = []
     for _ in range(repeats):
-        flush.zero_()
+        flush.sum()
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
@@ -46,7 +47,7 @@ def time_ms(fn, repeats, flush):
 
 def measure_peers(runs, repeats, with_triton, triton_ms_filter=None):
     """cuBLAS (per K, N, M) and Triton (per K, N, M, bits) times in milliseconds."""
-    flush = torch.empty(FLUSH_BYTES // 4, dtype=torch.int32, device="cuda")
+    flush = torch.zeros(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
     cublas, triton_ms, triton_errors = {}, {}, {}
     checked = set()
     peer = None

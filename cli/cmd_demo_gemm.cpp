@@ -175,7 +175,7 @@ int run_on_gpu(const DemoOptions& options, std::ostream& out) {
   const size_t copy_bytes = size_t{1} << 30;
   DeviceBuffer from(copy_bytes), to(copy_bytes);
   from.fill_bytes(1);
-  DeviceBuffer flush(static_cast<size_t>(std::max<int64_t>(device.l2_cache_bytes, 1 << 20) * 4));
+  const examples::CacheFlush flush(device.l2_cache_bytes);
   const double copy_us = examples::median_call_us([&] { to.copy_from(from); }, flush, 5);
   const double copy_gbps = 2.0 * static_cast<double>(copy_bytes) / copy_us / 1e3;
   const double us = examples::median_call_us(call, flush, 21);

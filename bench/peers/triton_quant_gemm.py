@@ -233,10 +233,11 @@ def cublas_f16(a, w_f16):
 def bench(fn, args_list, iters=100, warmup=10, flush_l2=True):
     """Median milliseconds of fn(*args) over `iters` timed calls, each between two CUDA events.
     Calls rotate over `args_list` (give several copies of the weights to defeat L2 that way);
-    with flush_l2 a 256 MB buffer is written before each call, outside the timed interval."""
+    with flush_l2 a 256 MB buffer is read before each call, outside the timed interval (a cold,
+    clean L2)."""
     if not args_list:
         raise ValueError("bench needs at least one argument tuple")
-    flush = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device="cuda") if flush_l2 \
+    flush = torch.zeros(256 * 1024 * 1024 // 4, dtype=torch.float32, device="cuda") if flush_l2 \
         else None
     for i in range(warmup):
         fn(*args_list[i % len(args_list)])
@@ -245,7 +246,7 @@ def bench(fn, args_list, iters=100, warmup=10, flush_l2=True):
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     for i in range(iters):
         if flush is not None:
-            flush.zero_()
+            flush.sum()
         starts[i].record()
         fn(*args_list[i % len(args_list)])
         ends[i].record()

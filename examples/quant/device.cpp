@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "frontend/cpp/kernel_builder.h"
 #include "vm/passes.h"
 
 namespace nibble::examples {
@@ -48,11 +49,47 @@ void QuantGemmDevice::run(runtime::DevicePointer a, runtime::DevicePointer w,
   }
 }
 
-double median_call_us(const std::function<void()>& call, runtime::DeviceBuffer& flush,
-                      int repeats) {
+namespace {
+
+constexpr int64_t kFlushRow = 4096;  // floats summed per block
+
+// out[r] = sum of x[r, :], one row of kFlushRow floats per block.
+vm::Program cache_flush_reader() {
+  using namespace dsl;
+  KernelBuilder b("cache_flush_read");
+  Pointer x = b.pointer("x", f32);
+  Pointer out = b.pointer("out", f32);
+  Expr rows = b.scalar("rows");
+  b.launch({rows}, 8);
+  Tensor X = b.view(x, {rows, kFlushRow}, "X");
+  Tensor Out = b.view(out, {rows, 1}, "Out");
+  Expr row = b.let("row", b.block_id(0));
+  Tensor values = b.load(X, {row, 0}, {1, kFlushRow}, "values");
+  b.store(Out, {row, 0}, b.reduce_sum(values, 1, "row_sum"));
+  return b.finish();
+}
+
+}  // namespace
+
+CacheFlush::CacheFlush(int64_t l2_cache_bytes)
+    : rows_(std::max<int64_t>(l2_cache_bytes, 1 << 20) * 4 / (kFlushRow * 4)),
+      buffer_(static_cast<size_t>(rows_ * kFlushRow * 4)),
+      sums_(static_cast<size_t>(rows_ * 4)),
+      reader_(build(cache_flush_reader())) {
+  buffer_.fill_bytes(0);
+}
+
+void CacheFlush::operator()(void* stream) const {
+  const std::vector<dsl::DeviceArgument> arguments{dsl::DevicePointerArgument{buffer_.pointer()},
+                                                   dsl::DevicePointerArgument{sums_.pointer()},
+                                                   dsl::DeviceArgument{rows_}};
+  reader_.launch(arguments, stream);
+}
+
+double median_call_us(const std::function<void()>& call, const CacheFlush& flush, int repeats) {
   std::vector<double> times;
   for (int r = 0; r < std::max(repeats, 1); ++r) {
-    flush.fill_bytes(static_cast<uint8_t>(r));
+    flush();
     runtime::EventTimer timer;
     timer.start();
     call();

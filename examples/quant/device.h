@@ -38,9 +38,25 @@ class QuantGemmDevice {
   runtime::DeviceBuffer workspace_;  // f32 [m, n], all zeros between calls
 };
 
+// Leaves the L2 cache cold and clean before a timed call: a kernel reads a zero-filled buffer of
+// four times the L2 size (writing one float per 16 KB read). It reads rather than writes: a flush
+// that writes leaves the L2 full of dirty lines whose write-back the next kernel pays (on an
+// H200, 8-10 us of a 40-70 us decode GEMM), which a layer of a model, following kernels that read
+// their weights, does not pay. bench/quant_gemm_report.py flushes its peers the same way.
+class CacheFlush {
+ public:
+  explicit CacheFlush(int64_t l2_cache_bytes);
+  void operator()(void* stream = nullptr) const;
+
+ private:
+  int64_t rows_ = 0;  // of 4096 floats
+  runtime::DeviceBuffer buffer_;
+  runtime::DeviceBuffer sums_;
+  dsl::GpuKernel reader_;
+};
+
 // The median time in microseconds of `repeats` calls of `call`, each between two events on the
-// default stream after the L2 cache was flushed by writing all of `flush` (make it several
-// times the L2 size): how the benchmarks and `nibble demo` time a kernel and its peers.
-double median_call_us(const std::function<void()>& call, runtime::DeviceBuffer& flush, int repeats);
+// default stream after `flush`: how the benchmarks and `nibble demo` time a kernel and its peers.
+double median_call_us(const std::function<void()>& call, const CacheFlush& flush, int repeats);
 
 }  // namespace nibble::examples
