@@ -456,6 +456,7 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   examples::QuantGemmConfig decode = examples::choose_quant_gemm_config(
       16, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false);
   REQUIRE(decode.scale_after_mma);
+  decode.weights_as_a = false;
   const std::string scaled_after =
       sass_of(codegen::compile(examples::quant_gemm(decode), target), *nvdisasm);
   CHECK(scaled_after.find("FFMA") != std::string::npos);
