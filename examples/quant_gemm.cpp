@@ -259,6 +259,12 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
   order.tiling = *tiling;
   order.threads = 32 * (transposed ? tiling->warps_m : tiling->warps_n);
   order.per_thread = config.block_k * config.block_n / order.threads;
+  const int weight_bits = stored_weight_type(config).bits();
+  if (order.per_thread * weight_bits % 8 != 0) {
+    fail(config, fmt::format("each thread's run of {} {}-bit weights is not a whole number of "
+                             "bytes; a larger block_k or block_n makes it one",
+                             order.per_thread, weight_bits));
+  }
   const std::optional<int64_t> group =
       interleaved_group(stored_weight_type(config), config.activation);
   const bool interleave = group && order.per_thread % *group == 0;
@@ -351,7 +357,12 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   if (config.min_blocks_per_sm > 0) b.min_blocks_per_sm(config.min_blocks_per_sm);
 
   Tensor A = b.view(a, {m, k}, "A");
-  Tensor W = b.view(w, {k / bk, n / bn, order.threads, order.per_thread}, "W");
+  // W moves as bytes (whole 16-byte pieces of packed codes of any width) and is read back as its
+  // type in registers.
+  const DataType stored = stored_weight_type(config);
+  const int64_t run_bytes = order.per_thread * stored.bits() / 8;
+  const int64_t tile_bytes = order.threads * run_bytes;
+  Tensor W = b.byte_view(w, {k / bk, n / bn, tile_bytes}, "W");
   const Scalar groups = per_channel ? Scalar(1) : Scalar(k / config.group_size);
   Tensor S = b.view(s, {groups, n}, "S");
   std::optional<Tensor> Z;
@@ -399,13 +410,21 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
       weights_layout({Iter{weight_warps, 1, Axis::warp()}, Iter{32, 1, Axis::lane()},
                       Iter{order.per_thread, 1, Axis::reg()}});
   const Layout scale_layout = column_values_layout(tiling, scale_rows);
-  // Each thread copies its own runs (whole words; runs of odd widths need not be 16 bytes).
+  // The W tiles are copied in pieces of 16 bytes (fewer where the tile's bytes require), thread
+  // after thread: a warp's copy instruction reads 512 contiguous bytes, whole 32-byte sectors,
+  // where copying each thread's own run would read every sector in two halves, in two
+  // instructions (twice the L2 traffic).
+  const int64_t piece = std::min<int64_t>(16, tile_bytes & -tile_bytes);
+  const int64_t pieces = tile_bytes / piece;
+  const int64_t copy_threads = std::min<int64_t>(32 * config.warps, pieces & -pieces);
   std::vector<Iter> copy_iters;
-  if (config.unroll > 1) copy_iters.push_back(Iter{config.unroll, order.per_thread, Axis::reg()});
-  if (weight_warps > 1) copy_iters.push_back(Iter{weight_warps, 1, Axis::warp()});
-  copy_iters.push_back(Iter{32, 1, Axis::lane()});
-  copy_iters.push_back(Iter{order.per_thread, 1, Axis::reg()});
-  const Layout run_copy_threads(std::move(copy_iters), {});
+  if (config.unroll > 1)
+    copy_iters.push_back(Iter{config.unroll, pieces / copy_threads * piece, Axis::reg()});
+  if (pieces > copy_threads) copy_iters.push_back(Iter{pieces / copy_threads, piece, Axis::reg()});
+  if (copy_threads > 32) copy_iters.push_back(Iter{copy_threads / 32, 1, Axis::warp()});
+  copy_iters.push_back(Iter{std::min<int64_t>(copy_threads, 32), 1, Axis::lane()});
+  copy_iters.push_back(Iter{piece, 1, Axis::reg()});
+  const Layout w_copy_threads(std::move(copy_iters), {});
 
   // Everything a k tile reads goes through one ring of `stages` slots in shared memory, filled
   // by cp.async stages - 1 iterations ahead of the math: A ([block_m, block_k] per tile, zeros
@@ -419,8 +438,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
                           : chunk * act.bits() / 8 >= 64 ? Swizzle::bytes64()
                                                          : Swizzle::bytes32();
   Tensor a_ring = b.alloc_shared({stages * bm, chunk}, act, "a_ring", swizzle);
-  Tensor w_ring = b.alloc_shared({stages * unroll, 1, order.threads, order.per_thread},
-                                 stored_weight_type(config), "w_ring");
+  Tensor w_ring = b.alloc_shared({stages * unroll, 1, tile_bytes}, u8, "w_ring");
   // Per k tile, the scale rows it spans (one row when a group covers several tiles); the tiles
   // of an iteration that lies in one group share theirs (copied and read once).
   const int64_t scale_tiles = (per_channel || config.group_size % chunk == 0) ? 1 : unroll;
@@ -438,8 +456,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     // lies inside [0, K) and every block's columns inside [0, N), which lets the GPU code drop
     // the bounds arithmetic of the other copies (the interpreter checks the promise).
     b.copy_async(a_ring, {slot_index * bm, 0}, A, {m0, k_start}, {bm, chunk}, {}, {1});
-    b.copy_async(w_ring, {slot_index * unroll, 0, 0, 0}, W, {k_start / bk, n0 / bn, 0, 0},
-                 {unroll, 1, order.threads, order.per_thread}, run_copy_threads, {0, 1, 2, 3});
+    b.copy_async(w_ring, {slot_index * unroll, 0, 0}, W, {k_start / bk, n0 / bn, 0},
+                 {unroll, 1, tile_bytes}, w_copy_threads, {0, 1, 2});
     for (int64_t u = 0; u < scale_tiles; ++u) {
       const Expr row = (slot_index * scale_tiles + u) * scale_rows;
       const Scalar scale_row = scale_row_of(k_start + u * bk);
@@ -454,8 +472,11 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   auto weights_at = [&](const Expr& slot, int64_t u) {
     const Expr tile = slot * unroll + u;
     const Expr scale_row = (slot * scale_tiles + std::min(u, scale_tiles - 1)) * scale_rows;
-    Tensor runs =
-        b.load_shared(w_ring, {tile, 0, 0, 0}, {1, 1, order.threads, order.per_thread}, "runs");
+    Tensor bytes = b.load_shared(w_ring, {tile, 0, 0}, {1, 1, tile_bytes}, "run_bytes");
+    b.set_layout(bytes,
+                 weights_layout({Iter{weight_warps, 1, Axis::warp()}, Iter{32, 1, Axis::lane()},
+                                 Iter{run_bytes, 1, Axis::reg()}}));
+    Tensor runs = b.bitcast(bytes, stored, {1, 1, order.threads, order.per_thread}, "runs");
     b.set_layout(runs, run_layout);
     Tensor values = b.cast(runs, act, "values");
     Tensor as_digits = b.reshape(values, digit_shape, "value_digits");

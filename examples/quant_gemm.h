@@ -12,10 +12,12 @@
 //     dequantization leaves each f16x2 word exactly where the mma wants it; other widths pay a
 //     byte permute per word when the operands are assembled.
 //   - One ring of `stages` slots in shared memory holds what a k tile reads: the A tile (zeros
-//     past M, read as A fragments with ldmatrix), the W runs (each thread copies its own run
-//     with cp.async and reads it back with 16-byte shared loads) and the scale rows. The
+//     past M, read as A fragments with ldmatrix), the W tile (copied as bytes, 16 contiguous bytes
+//     per thread and cp.async, so that a warp reads whole sectors; each thread reads its own run
+//     back with 16-byte shared loads and bitcasts it to the weight type) and the scale rows. The
 //     copies run stages - 1 iterations ahead of the math.
-//   - The decode schedule (small M: memory-bound) uses a 16-row tile and splits K over
+//   - The decode schedule (small M: memory-bound) uses 8- to 32-row tiles (the transposed dot of
+//     weights_as_a where its tiling allows) and splits K over
 //     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace
 //     through atomics, and a second small kernel (quant_gemm_finish) rounds them into C and clears
 //     the workspace for the next call. The prefill schedule (large M: compute-bound) uses large

@@ -64,9 +64,12 @@ class Verifier {
       return error("global_view: {} must be a global tensor, not {}", name(view.result),
                    to_string(type.scope));
     }
-    if (type.dtype != param.dtype) {
-      error("global_view: {} has dtype {} but parameter '{}' points to {}", name(view.result),
-            type.dtype.name(), param.name, param.dtype.name());
+    // A view reads its pointer's memory as the pointer's type or as bytes.
+    if (type.dtype != param.dtype && type.dtype != DataType::uint(8)) {
+      error(
+          "global_view: {} has dtype {} but parameter '{}' points to {} (a view reads {} or "
+          "bytes, u8)",
+          name(view.result), type.dtype.name(), param.name, param.dtype.name(), param.dtype.name());
     }
     if (type.global_shape.empty())
       error("global_view: {} needs at least one dimension", name(view.result));

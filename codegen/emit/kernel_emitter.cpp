@@ -494,6 +494,23 @@ std::vector<llvm::Value*> KernelEmitter::thread_words(const RegisterTensor& tens
   }
   const int bits = tensor.dtype.bits();
   const int64_t total = tensor.map->slots * bits;
+  if ((bits == 8 || bits == 16) && total % 32 == 0) {
+    // Bytes and halves go into a word as a vector (LLVM folds a vector load's elements put back
+    // together this way into the loaded words; shifts and ors would stay byte permutes).
+    const int per_word = 32 / bits;
+    llvm::Type* parts_type = llvm::FixedVectorType::get(
+        builder.getIntNTy(static_cast<unsigned>(bits)), static_cast<unsigned>(per_word));
+    std::vector<llvm::Value*> words;
+    for (int64_t first = 0; first < tensor.map->slots; first += per_word) {
+      llvm::Value* parts = llvm::PoisonValue::get(parts_type);
+      for (int i = 0; i < per_word; ++i) {
+        parts = builder.CreateInsertElement(parts, to_bits(read_slot(tensor, first + i)),
+                                            static_cast<uint64_t>(i));
+      }
+      words.push_back(builder.CreateBitCast(parts, i32()));
+    }
+    return words;
+  }
   std::vector<llvm::Value*> words(static_cast<size_t>((total + 31) / 32), builder.getInt32(0));
   for (int64_t slot = 0; slot < tensor.map->slots; ++slot) {
     llvm::Value* code = to_bits(read_slot(tensor, slot));

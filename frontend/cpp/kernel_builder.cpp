@@ -569,6 +569,17 @@ void KernelBuilder::break_(Location location) {
 
 Tensor KernelBuilder::view(const Pointer& pointer, const Scalars& shape, std::string_view name,
                            Location location) {
+  return row_major_view(pointer, shape, std::nullopt, name, location);
+}
+
+Tensor KernelBuilder::byte_view(const Pointer& pointer, const Scalars& shape, std::string_view name,
+                                Location location) {
+  return row_major_view(pointer, shape, DataType::uint(8), name, location);
+}
+
+Tensor KernelBuilder::row_major_view(const Pointer& pointer, const Scalars& shape,
+                                     std::optional<DataType> dtype, std::string_view name,
+                                     Location location) {
   const vm::SourceLocation where = to_vm(location);
   check_open(where);
   std::vector<Expr> extents = resolve(shape, where);
@@ -589,7 +600,7 @@ Tensor KernelBuilder::view(const Pointer& pointer, const Scalars& shape, std::st
   } catch (const std::exception& error) {
     fail(where, fmt::format("view: {}", error.what()));
   }
-  return strided_view(
+  return global_view(
       pointer, shape,
       [&] {
         Scalars list;
@@ -597,12 +608,18 @@ Tensor KernelBuilder::view(const Pointer& pointer, const Scalars& shape, std::st
           list.emplace_back(stride);
         return list;
       }(),
-      name, location);
+      dtype, name, location);
 }
 
 Tensor KernelBuilder::strided_view(const Pointer& pointer, const Scalars& shape,
                                    const Scalars& strides, std::string_view name,
                                    Location location) {
+  return global_view(pointer, shape, strides, std::nullopt, name, location);
+}
+
+Tensor KernelBuilder::global_view(const Pointer& pointer, const Scalars& shape,
+                                  const Scalars& strides, std::optional<DataType> dtype,
+                                  std::string_view name, Location location) {
   const vm::SourceLocation where = to_vm(location);
   check_open(where);
   if (pointer.builder_ != this || pointer.index_ < 0 ||
@@ -612,7 +629,7 @@ Tensor KernelBuilder::strided_view(const Pointer& pointer, const Scalars& shape,
   const vm::Parameter& param = program_.params[static_cast<size_t>(pointer.index_)];
   vm::TensorType type;
   type.scope = vm::Scope::Global;
-  type.dtype = param.dtype;
+  type.dtype = dtype.value_or(param.dtype);
   type.global_shape = resolve(shape, where);
   type.global_strides = resolve(strides, where);
   Tensor result = define(name, param.name, std::move(type), where);

@@ -185,6 +185,10 @@ class KernelBuilder {
               Location location = Location::current());
   Tensor strided_view(const Pointer& pointer, const Scalars& shape, const Scalars& strides,
                       std::string_view name = "", Location location = Location::current());
+  // The pointer's memory as bytes (u8), row-major: packed codes of any width copied in whole
+  // 16-byte pieces, read back and bitcast to their type in registers.
+  Tensor byte_view(const Pointer& pointer, const Scalars& shape, std::string_view name = "",
+                   Location location = Location::current());
   // A shared tile (row-major on smem unless a layout is given), optionally swizzled.
   Tensor alloc_shared(const Shape& shape, DataType dtype, std::string_view name = "",
                       Swizzle swizzle = {}, const LayoutSpec& layout = {},
@@ -331,6 +335,11 @@ class KernelBuilder {
   Tensor alloc_register_filled(const Shape& shape, DataType dtype, std::optional<double> fill,
                                std::string_view name, std::string_view fallback,
                                const LayoutSpec& layout, const vm::SourceLocation& location);
+  // A global view of `pointer` read as `dtype` (default: the pointer's own).
+  Tensor row_major_view(const Pointer& pointer, const Scalars& shape, std::optional<DataType> dtype,
+                        std::string_view name, Location location);
+  Tensor global_view(const Pointer& pointer, const Scalars& shape, const Scalars& strides,
+                     std::optional<DataType> dtype, std::string_view name, Location location);
   Tensor repeat_at(const Tensor& source, int64_t count, int axis, std::string_view name,
                    const vm::SourceLocation& location);
   Tensor elementwise_at(vm::ElementwiseOp op, const std::vector<Operand>& operands,

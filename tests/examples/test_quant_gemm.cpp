@@ -222,6 +222,18 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.group_size = 96;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("must divide one another"));
+  bad = config;
+  bad.weight = DataType::uint(3);
+  bad.block_n = 8;
+  bad.block_k = 16;
+  bad.warps = 1;
+  CHECK_THAT(
+      message_of([&] { examples::quant_gemm(bad); }),
+      Catch::Contains("each thread's run of 4 3-bit weights is not a whole number of bytes"));
+  bad = config;
+  bad.weights_as_a = true;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("weights_as_a needs scale_after_mma and no zero points"));
   CHECK_THAT(message_of([&] {
                examples::choose_quant_gemm_config(1, 100, 4096, DataType::uint(4), DataType::f16(),
                                                   128, false);

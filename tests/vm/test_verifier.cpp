@@ -205,6 +205,26 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
                Contains("global_view: parameter 'n' is a scalar, not a pointer"));
   }
   {
+    // A view reads its pointer as the pointer's type or as bytes; no other type.
+    for (const DataType view_type : {DataType::uint(8), f16}) {
+      Kernel s = sketch("k");
+      const int w = s.pointer("w", DataType::sint(4));
+      TensorType type;
+      type.scope = Scope::Global;
+      type.dtype = view_type;
+      type.global_shape = {Expr::int_constant(64)};
+      type.global_strides = {Expr::int_constant(1)};
+      s.add(GlobalView{s.tensor("W", type), w});
+      if (view_type == f16) {
+        CHECK_THAT(only_error(s.program),
+                   Contains("global_view: %W has dtype f16 but parameter 'w' points to i4 (a "
+                            "view reads i4 or bytes, u8)"));
+      } else {
+        CHECK(verify(s.program).empty());
+      }
+    }
+  }
+  {
     Kernel s = sketch("k");
     const TensorId tile = s.shared("tile", f16, {16, 16});
     const TensorId r = s.registers("r", f16, {16, 8});
