@@ -6,6 +6,8 @@
 # errors: the error-path tests provoke them on purpose.
 #   NIBBLE_SANITIZE=1   also run the GPU tests under compute-sanitizer memcheck
 #   NIBBLE_TESTS=0      skip the tests;   NIBBLE_BENCH=0   skip the benchmarks
+#   NIBBLE_TRITON_M     the M at which the Triton peer is measured (default 1,16,4096: its
+#                       autotuning takes minutes per M)
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="$repo/.gpu"
@@ -43,7 +45,7 @@ if [[ "${NIBBLE_BENCH:-1}" == 1 ]]; then
   # The quantized GEMM's peers (cuBLAS, Triton) on the shapes bench_quant_gemm measured.
   if [[ -f "$out/quant_gemm_nibble.json" ]]; then
     python3 "$repo/bench/quant_gemm_report.py" "$out/quant_gemm_nibble.json" --out "$out" \
-      --triton-m 1,16,4096 2>&1 |
+      --triton-m "${NIBBLE_TRITON_M:-1,16,4096}" 2>&1 |
       tee "$out/quant_gemm_report.log"
   fi
 fi
