@@ -273,7 +273,8 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
       CHECK(plan.grid[0] == 4096 / 128);
       CHECK(plan.grid[1] == 4096 / 128);
       CHECK(plan.grid[2] == 1);
-      CHECK(plan.block[0] == (w == NBL_DTYPE_I4 ? 128 : 256));  // u4: 4 warps, others 8
+      // u4 and u8: 4 warps, f6e3m2: 8
+      CHECK(plan.block[0] == (w == NBL_DTYPE_I4 || w == NBL_DTYPE_I8 ? 128 : 256));
     }
     nbl_plan plan{};
     CHECK(quant_gemm_finish_plan(kOut, kA, 4096, NBL_DTYPE_BF16, &plan) == NBL_SUCCESS);
