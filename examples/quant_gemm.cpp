@@ -606,6 +606,10 @@ vm::Program quant_gemm_finish(DataType activation) {
   Pointer c = b.pointer("c", activation);
   Expr count = b.scalar("count");
   b.launch({cdiv(count, block)}, 4);
+  // Launched as a dependent of the GEMM, waiting for it at its start: on an H200 (M=1, u4) the
+  // call takes 35.4 us against 36.6 at K=8192 N=28672 and 9.7 against 10.2-10.7 at K=4096
+  // N=6144. Letting the GEMM trigger it early (early_trigger) measured the same.
+  b.dependent_launch();
   Tensor Wk = b.view(workspace, {count}, "Wk");
   Tensor C = b.view(c, {count}, "C");
   Expr i0 = b.let("i0", b.block_id(0) * block);

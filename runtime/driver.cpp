@@ -35,6 +35,8 @@ struct DriverApi {
   int (*cuModuleUnload)(void*) = nullptr;
   int (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
   int (*cuFuncSetAttribute)(void*, int, int) = nullptr;
+  // Optional (CUDA 12): launches with attributes (programmatic dependent launch).
+  int (*cuLaunchKernelEx)(const void*, void*, void**, void**) = nullptr;
   int (*cuLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                         void*, void**, void**) = nullptr;
   int (*cuEventCreate)(void**, unsigned) = nullptr;
@@ -108,6 +110,8 @@ std::unique_ptr<DriverApi> load_driver() {
   resolve(*api, api->cuModuleGetFunction, "cuModuleGetFunction");
   resolve(*api, api->cuFuncSetAttribute, "cuFuncSetAttribute");
   resolve(*api, api->cuLaunchKernel, "cuLaunchKernel");
+  api->cuLaunchKernelEx =
+      reinterpret_cast<decltype(api->cuLaunchKernelEx)>(dlsym(api->library, "cuLaunchKernelEx"));
   resolve(*api, api->cuEventCreate, "cuEventCreate");
   resolve(*api, api->cuEventRecord, "cuEventRecord");
   resolve(*api, api->cuEventSynchronize, "cuEventSynchronize");
@@ -331,6 +335,37 @@ void launch(void* function, std::string_view kernel_name, const LaunchConfig& co
                                static_cast<int>(config.shared_memory_bytes)),
           "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)",
           fmt::format("kernel '{}' with {}", kernel_name, to_string(config)));
+  }
+  if (config.dependent && a.cuLaunchKernelEx != nullptr) {
+    // CUlaunchConfig with one CUlaunchAttribute: PROGRAMMATIC_STREAM_SERIALIZATION (6) = 1.
+    struct Attribute {
+      int id = 6;
+      char pad[4] = {};
+      union {
+        char bytes[64];
+        int allowed;
+      } value{};
+    };
+    struct ExtendedConfig {
+      unsigned grid[3];
+      unsigned block[3];
+      unsigned shared_memory_bytes;
+      void* stream;
+      Attribute* attributes;
+      unsigned attribute_count;
+    };
+    static_assert(sizeof(Attribute) == 72, "CUlaunchAttribute is 72 bytes");
+    Attribute serialization;
+    serialization.value.allowed = 1;
+    const ExtendedConfig extended{{config.grid[0], config.grid[1], config.grid[2]},
+                                  {config.block[0], config.block[1], config.block[2]},
+                                  config.shared_memory_bytes,
+                                  config.stream,
+                                  &serialization,
+                                  1};
+    check(a, a.cuLaunchKernelEx(&extended, function, arguments.data(), nullptr), "cuLaunchKernelEx",
+          fmt::format("kernel '{}' with {} (dependent launch)", kernel_name, to_string(config)));
+    return;
   }
   check(a,
         a.cuLaunchKernel(function, config.grid[0], config.grid[1], config.grid[2], config.block[0],

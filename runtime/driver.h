@@ -105,6 +105,10 @@ struct LaunchConfig {
   std::array<uint32_t, 3> block = {1, 1, 1};
   uint32_t shared_memory_bytes = 0;
   void* stream = nullptr;  // CUstream; null = the default stream
+  // Launched as a programmatic dependent of the stream's previous kernel (sm_90; the kernel
+  // waits for it itself: vm::Program::dependent_launch). A driver without cuLaunchKernelEx
+  // launches it plainly, which is as correct.
+  bool dependent = false;
 };
 std::string to_string(const LaunchConfig& config);
 

@@ -126,9 +126,9 @@ bool operator==(const TensorInfo& a, const TensorInfo& b) {
 }
 bool operator==(const Program& a, const Program& b) {
   return std::tie(a.name, a.params, a.grid, a.warps, a.shared_memory_bytes, a.min_blocks_per_sm,
-                  a.tensors, a.body, a.next_var_id) ==
+                  a.early_trigger, a.dependent_launch, a.tensors, a.body, a.next_var_id) ==
          std::tie(b.name, b.params, b.grid, b.warps, b.shared_memory_bytes, b.min_blocks_per_sm,
-                  b.tensors, b.body, b.next_var_id);
+                  b.early_trigger, b.dependent_launch, b.tensors, b.body, b.next_var_id);
 }
 
 }  // namespace nibble::vm

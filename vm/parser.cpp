@@ -841,6 +841,10 @@ class Parser {
       } else if (accept_word("min_blocks_per_sm")) {
         once(seen_min_blocks, at, "min_blocks_per_sm");
         program_.min_blocks_per_sm = small_integer("a number of blocks");
+      } else if (accept_word("early_trigger")) {
+        once(program_.early_trigger, at, "early_trigger");  // sets it
+      } else if (accept_word("dependent_launch")) {
+        once(program_.dependent_launch, at, "dependent_launch");  // sets it
       } else {
         return;
       }
@@ -1341,7 +1345,7 @@ class Parser {
       if (m == to_string(op)) return elementwise(op, m, at, r);
     }
     if (m == "param" || m == "grid" || m == "warps" || m == "shared_memory_bytes" ||
-        m == "min_blocks_per_sm") {
+        m == "min_blocks_per_sm" || m == "early_trigger" || m == "dependent_launch") {
       fail(at, fmt::format("'{}' belongs to the header, before the first statement", m));
     }
     fail(at, fmt::format("expected an instruction, found '{}'", m));

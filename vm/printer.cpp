@@ -183,6 +183,8 @@ class Printer {
     out_ += fmt::format("  shared_memory_bytes {}\n", p.shared_memory_bytes);
     if (p.min_blocks_per_sm > 0)
       out_ += fmt::format("  min_blocks_per_sm {}\n", p.min_blocks_per_sm);
+    if (p.early_trigger) out_ += "  early_trigger\n";
+    if (p.dependent_launch) out_ += "  dependent_launch\n";
     if (!p.body.empty()) out_ += "\n";
     body(p.body, 1);
     out_ += "}\n";
@@ -495,6 +497,7 @@ bool is_reserved_word(std::string_view name) {
   static constexpr std::string_view kReserved[] = {
       // program and header
       "kernel", "param", "grid", "warps", "shared_memory_bytes", "min_blocks_per_sm",
+      "early_trigger", "dependent_launch",
       // statements
       "for", "in", "range", "unroll", "if", "else", "while", "break", "let", "fetch_add",
       // expressions

@@ -341,6 +341,14 @@ struct Program {
   // 65536 / (threads * min_blocks_per_sm) per thread, as CUDA's __launch_bounds__ does. The
   // interpreter ignores it.
   int min_blocks_per_sm = 0;
+  // Programmatic dependent launch (sm_90; the interpreter, older targets and plain launches
+  // ignore both). early_trigger: once every block of this kernel has started, the next kernel of
+  // the stream may launch, if it was launched as a dependent. dependent_launch: the kernel is
+  // launched as one, and at its start waits until the previous kernel of its stream has
+  // finished and its writes are visible. Together they hide the launch of a short kernel that
+  // reads what a long one wrote (the split-K finish) behind the long one's last blocks.
+  bool early_trigger = false;
+  bool dependent_launch = false;
   std::vector<TensorInfo> tensors;
   Body body;
   int next_var_id = 0;  // ids of Var expressions are unique within a program

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <llvm/Analysis/ValueTracking.h>
 #include <llvm/IR/CallingConv.h>
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 #include <llvm/Support/KnownBits.h>
 
@@ -186,10 +187,27 @@ std::unique_ptr<llvm::Module> KernelEmitter::emit() {
   collect_mma_operands();
   llvm::BasicBlock* body = new_block("body");
   builder.SetInsertPoint(body);
+  emit_grid_dependency();
   emit_body(program.body);
   builder.CreateRetVoid();
   prologue.CreateBr(body);
   return std::move(module);
+}
+
+// Programmatic dependent launch (vm::Program::early_trigger, dependent_launch), sm_90 on: the
+// wait comes before anything the kernel reads or writes (the asm is a memory barrier to LLVM).
+void KernelEmitter::emit_grid_dependency() {
+  if (target.sm < 90 || (!program.early_trigger && !program.dependent_launch)) return;
+  required_ptx_version_ = std::max(required_ptx_version_, 78);
+  auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
+  auto emit_asm = [&](const char* text) {
+    builder.CreateCall(type, llvm::InlineAsm::get(type, text, "~{memory}", true))->setConvergent();
+  };
+  if (program.dependent_launch) emit_asm("griddepcontrol.wait;");
+  if (program.early_trigger) emit_asm("griddepcontrol.launch_dependents;");
+  note(fmt::format("grid dependency:{}{}",
+                   program.dependent_launch ? " waits for the previous kernel" : "",
+                   program.early_trigger ? " lets the next kernel launch early" : ""));
 }
 
 // ---- statements -----------------------------------------------------------------------------

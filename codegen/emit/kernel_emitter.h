@@ -291,6 +291,7 @@ class KernelEmitter {
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);
+  void emit_grid_dependency();
   // ldmatrix.sync.aligned.m8n8.x{count}[.trans]: the `count` 32-bit words of the lane.
   std::vector<llvm::Value*> load_matrices(int count, bool transpose, llvm::Value* address);
   // ldmatrix for any other load_shared of a 16-bit tensor whose register words are the 8x8

@@ -147,6 +147,8 @@ void GpuKernel::launch(std::span<const DeviceArgument> arguments, void* stream) 
   config.block = {static_cast<uint32_t>(compiled_.block_threads), 1, 1};
   config.shared_memory_bytes = static_cast<uint32_t>(compiled_.dynamic_shared_bytes);
   config.stream = stream;
+  // Its code waits for the previous kernel only where the target has griddepcontrol.
+  config.dependent = program.dependent_launch && compiled_.target.sm >= 90;
   if (config.grid[0] == 0 || config.grid[1] == 0 || config.grid[2] == 0) return;  // nothing to run
   std::vector<std::array<uint8_t, 8>> storage(compiled_.parameters.size());
   std::vector<void*> pointers;

@@ -470,6 +470,16 @@ void KernelBuilder::min_blocks_per_sm(int blocks, Location location) {
   program_.min_blocks_per_sm = blocks;
 }
 
+void KernelBuilder::early_trigger(Location location) {
+  check_open(to_vm(location));
+  program_.early_trigger = true;
+}
+
+void KernelBuilder::dependent_launch(Location location) {
+  check_open(to_vm(location));
+  program_.dependent_launch = true;
+}
+
 // ---- scalars ------------------------------------------------------------------------------------
 
 Expr KernelBuilder::block_id(int axis, Location location) {

@@ -150,6 +150,9 @@ class KernelBuilder {
   void shared_memory_budget(int64_t bytes, Location location = Location::current());
   // Asks the compiler to keep registers low enough for `blocks` blocks per SM (vm::Program).
   void min_blocks_per_sm(int blocks, Location location = Location::current());
+  // Programmatic dependent launch (vm::Program::early_trigger, dependent_launch).
+  void early_trigger(Location location = Location::current());
+  void dependent_launch(Location location = Location::current());
 
   // ---- scalars ----------------------------------------------------------------------------------
 

@@ -134,6 +134,22 @@ TEST_CASE("min_blocks_per_sm holds registers to what that many blocks per SM all
   CHECK(held.ptx.find(".minnctapersm 8") != std::string::npos);
 }
 
+TEST_CASE("programmatic dependent launch: griddepcontrol on sm_90, nothing before", "[codegen]") {
+  vm::Program program = examples::vector_add({});
+  program.dependent_launch = true;
+  program.early_trigger = true;
+  const codegen::CompiledKernel hopper =
+      codegen::compile(program, codegen::Target::parse("sm_90a"));
+  const size_t wait = hopper.ptx.find("griddepcontrol.wait;");
+  const size_t trigger = hopper.ptx.find("griddepcontrol.launch_dependents;");
+  REQUIRE(wait != std::string::npos);
+  REQUIRE(trigger != std::string::npos);
+  // The wait comes before the kernel's first global access.
+  CHECK(wait < hopper.ptx.find("ld.global"));
+  const codegen::CompiledKernel ampere = codegen::compile(program, codegen::Target::parse("sm_80"));
+  CHECK(ampere.ptx.find("griddepcontrol") == std::string::npos);
+}
+
 TEST_CASE("dot of f16/bf16 into f32 goes through mma.sync and ldmatrix; f32 stays SIMT",
           "[codegen]") {
   const codegen::Target target = codegen::Target::parse("sm_80");

@@ -160,6 +160,8 @@ Program tiled_gemm() {
   p.warps = 4;
   p.shared_memory_bytes = 8192;
   p.min_blocks_per_sm = 3;
+  p.early_trigger = true;
+  p.dependent_launch = true;
 
   const TensorId A = s.tensor("A", global_type(f16, {m, k}, {k, c(1)}));
   const TensorId B = s.tensor("B", global_type(f16, {k, n}, {n, c(1)}));
@@ -397,7 +399,8 @@ std::string first_difference(const Program& a, const Program& b) {
   if (a.params != b.params) return "params";
   if (a.grid != b.grid) return "grid";
   if (a.warps != b.warps || a.shared_memory_bytes != b.shared_memory_bytes ||
-      a.min_blocks_per_sm != b.min_blocks_per_sm) {
+      a.min_blocks_per_sm != b.min_blocks_per_sm || a.early_trigger != b.early_trigger ||
+      a.dependent_launch != b.dependent_launch) {
     return "header";
   }
   if (a.next_var_id != b.next_var_id) return "next_var_id";
@@ -662,6 +665,10 @@ TEST_CASE("text: parser errors name the line and column", "[vm][text]") {
   SECTION("an unknown instruction") {
     CHECK_THAT(parse_error(small_with("  frobnicate %a")),
                Contains("k.nbl:11:3: error: expected an instruction, found 'frobnicate'"));
+  }
+  SECTION("a header word after the first statement") {
+    CHECK_THAT(parse_error(small_with("  dependent_launch")),
+               Contains("'dependent_launch' belongs to the header, before the first statement"));
   }
   SECTION("a block that does not end") {
     std::string text = kSmall;
