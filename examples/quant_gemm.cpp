@@ -679,7 +679,7 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // longer runs of narrower and odd widths spill there. 8-bit weights at M=4096 K=4096 N=28672
     // (H200, same run): 3.56 ms over 4 warps with 4 stages against 4.18 over 8 warps with 3,
     // where ptxas takes 164 registers (one block per SM; held to 128 for two blocks it spills).
-    config.warps = four_bit || (eight_bit && (large || m > 128)) ? 4 : 8;
+    config.warps = four_bit || (eight_bit && m > 128) ? 4 : 8;
     config.stages = large && weight.bits() > 4 && !eight_bit ? 3 : 4;
   }
   // The prefill kernel keeps more accumulators live: runs of at most 64 elements (1-bit runs

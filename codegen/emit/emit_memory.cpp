@@ -744,8 +744,8 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
   return last_index_divisor % k == 0;
 }
 
-// Whether ldmatrix/stmatrix can address `tile` at `offsets` for a tensor of `dtype`: 16-bit
-// elements, rows of 8 elements contiguous and 16-byte aligned.
+// Whether ldmatrix/stmatrix can address `tile` (column offsets dividing by column_divisor) for a
+// tensor of `dtype`: 16-bit elements, rows of 8 elements contiguous and 16-byte aligned.
 bool matrix_addressable(const SharedTile& tile, DataType dtype, int64_t column_divisor) {
   if (dtype.bits() != 16 || tile.dtype.bits() != 16 || tile.shape.size() != 2) return false;
   if (!tile.swizzle.is_identity() && tile.swizzle.unit_bytes() < 16) return false;
