@@ -673,13 +673,20 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     const bool large = m >= 512;
     const bool four_bit = weight.bits() == 4;
     const bool eight_bit = weight.bits() == 8;
-    config.block_m = large || (m <= 128 && (four_bit || eight_bit)) ? 128 : 64;
+    // 4- and 8-bit weights past M = 128: 64x128 tiles over 4 warps, each warp on 64 rows and its
+    // own 32 columns, so every B fragment is dequantized once (taller tiles dequantize it once
+    // per warp row). Measured on an H200 (same run, 64-deep k tiles against the 128x128 tiles
+    // chosen before): u4 M=4096 K=4096 N=28672 2.59 against 2.72 ms, K=8192 N=10240 1.85
+    // against 1.96; u8 3.07 against 3.55 and 2.19 against 2.56; M=1024 u4 0.67/0.49/0.16 against
+    // 0.71/0.54/0.18 ms (K=4096 N=28672, K=8192 N=10240, K=4096 N=6144), u8 0.80/0.59/0.18
+    // against 0.91/0.69/0.22; M=512 u4 348/254 against 380/348 us.
+    const bool narrow_rows = (four_bit || eight_bit) ? m > 128 : !large;
+    config.block_m = narrow_rows ? 64 : 128;
     config.block_n = 128;
-    // Four warps for 4-bit weights and for 8-bit ones on 64-row tiles and from M = 512 on: the
-    // longer runs of narrower and odd widths spill there. 8-bit weights at M=4096 K=4096 N=28672
-    // (H200, same run): 3.56 ms over 4 warps with 4 stages against 4.18 over 8 warps with 3,
-    // where ptxas takes 164 registers (one block per SM; held to 128 for two blocks it spills).
-    config.warps = four_bit || (eight_bit && m > 128) ? 4 : 8;
+    // Four warps for 4- and 8-bit weights: the longer runs of narrower and odd widths spill
+    // there. (8-bit weights on 128x128 tiles over 8 warps took 164 registers after W moved as
+    // bytes: one block per SM.)
+    config.warps = four_bit || eight_bit ? 4 : 8;
     config.stages = large && weight.bits() > 4 && !eight_bit ? 3 : 4;
   }
   // The prefill kernel keeps more accumulators live: runs of at most 64 elements (1-bit runs
@@ -690,10 +697,12 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
       layout::choose_mma_tiling(config.block_m, config.block_n, 16, config.warps, activation);
   if (!tiling) throw QuantGemmError("choose_quant_gemm_config: no mma tiling");
   config.block_k = std::clamp<int64_t>(per_thread * 32 * tiling->warps_n / config.block_n, 16, 256);
-  // Prefill k tiles of 64 rows, 32 for 4-bit weights (u4 M=4096 K=8192 N=28672 on an H200:
-  // 5.01 ms against 5.57 with 64; each thread's run of a tile is then 8 bytes).
-  if (config.schedule == QuantSchedule::Prefill)
-    config.block_k = std::max<int64_t>(config.block_k, weight.bits() == 4 ? 32 : 64);
+  // Prefill k tiles of 64 rows, 32 for 4-bit weights on 128-row tiles (u4 M=4096 K=8192
+  // N=28672 on an H200: 5.01 ms against 5.57 with 64, on 128x128 tiles over 4 warps).
+  if (config.schedule == QuantSchedule::Prefill) {
+    config.block_k =
+        std::max<int64_t>(config.block_k, weight.bits() == 4 && config.block_m == 128 ? 32 : 64);
+  }
   // Measured on an H200 at M = 1 (K=8192 N=28672): u4 60.2 us with 64 columns and 3 stages,
   // 52.1 with 128 columns and 4 (each warp's A fragments serve twice the columns; a power-of-two
   // ring indexes without divisions); u8 is best at 64 columns and 3 stages (80.9 us against

@@ -270,11 +270,12 @@ TEST_CASE("the quant dispatcher picks the variant of the device and the types", 
       REQUIRE(plan_prefill(call, plan) == NBL_SUCCESS);
       CHECK_THAT(plan.variant, Catch::Contains("quant_gemm_prefill") && Catch::Contains(weight) &&
                                    Catch::Contains(activation));
+      // u4 and u8: 64-row tiles over 4 warps; f6e3m2: 128-row tiles over 8 warps.
+      const bool narrow = w == NBL_DTYPE_I4 || w == NBL_DTYPE_I8;
       CHECK(plan.grid[0] == 4096 / 128);
-      CHECK(plan.grid[1] == 4096 / 128);
+      CHECK(plan.grid[1] == 4096 / (narrow ? 64 : 128));
       CHECK(plan.grid[2] == 1);
-      // u4 and u8: 4 warps, f6e3m2: 8
-      CHECK(plan.block[0] == (w == NBL_DTYPE_I4 || w == NBL_DTYPE_I8 ? 128 : 256));
+      CHECK(plan.block[0] == (narrow ? 128 : 256));
     }
     nbl_plan plan{};
     CHECK(quant_gemm_finish_plan(kOut, kA, 4096, NBL_DTYPE_BF16, &plan) == NBL_SUCCESS);
@@ -353,7 +354,7 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
   CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_8x128x64_w4_s8_u2_sa_wa");
-  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_128x128x32_w4_s1_u1");
+  CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_64x128x64_w4_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.
   const std::vector<uint8_t> for_decode = examples::repack_weight(weight, decode_config);
