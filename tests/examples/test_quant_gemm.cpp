@@ -161,6 +161,9 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     wide.unroll = 2;
     wide.group_size = 0;
     run_case(wide, 5, 256, 512, 22);
+    QuantGemmConfig streamed = config;
+    streamed.persistent_blocks = 3;
+    run_case(streamed, 2, 128, 512, 23);
   }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
   // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
