@@ -14,7 +14,7 @@
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
 // block_n, block_k, warps, split_k, unroll, stages, persistent_blocks, scale_after_mma,
-// min_blocks_per_sm, weights_as_a), for tuning the chooser.
+// min_blocks_per_sm, weights_as_a, wgmma, prefill), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -162,6 +162,10 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.min_blocks_per_sm = static_cast<int>(value);
     } else if (key == "weights_as_a") {
       config.weights_as_a = value != 0;
+    } else if (key == "wgmma") {
+      config.wgmma = value != 0;
+    } else if (key == "prefill") {
+      config.schedule = value != 0 ? examples::QuantSchedule::Prefill : examples::QuantSchedule::Decode;
     } else {
       throw std::invalid_argument("unknown override key '" + key + "'");
     }

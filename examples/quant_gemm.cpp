@@ -105,8 +105,27 @@ void validate(const QuantGemmConfig& config) {
                                chunk));
     }
   }
-  if (config.weights_as_a && (!config.scale_after_mma || config.zero_points)) {
-    fail(config, "weights_as_a needs scale_after_mma and no zero points");
+  if (config.weights_as_a && !config.wgmma && (!config.scale_after_mma || config.zero_points)) {
+    fail(config, "weights_as_a needs scale_after_mma and no zero points (or wgmma)");
+  }
+  if (config.wgmma) {
+    if (config.schedule != QuantSchedule::Prefill || !config.weights_as_a) {
+      fail(config, "wgmma needs the prefill schedule and weights_as_a");
+    }
+    if (config.warps % 4 != 0 || config.block_n != 16 * config.warps) {
+      fail(config, fmt::format("wgmma: block_n {} must be 16 * warps with whole warpgroups ({} "
+                               "warps)",
+                               config.block_n, config.warps));
+    }
+    if (config.block_k * config.unroll * config.activation.bits() != 8 * 128) {
+      fail(config, fmt::format("wgmma: block_k * unroll = {} must hold 128 bytes of activations "
+                               "(one swizzled row)",
+                               config.block_k * config.unroll));
+    }
+    if (config.block_m % 8 != 0 || config.block_m > 256) {
+      fail(config, fmt::format("wgmma: block_m {} must be a multiple of 8 up to 256",
+                               config.block_m));
+    }
   }
 }
 
@@ -203,18 +222,34 @@ Layout accumulator_rows_layout(const MmaTiling& tiling) {
   return Layout(std::move(shard), std::move(replica));
 }
 
+// The layout of a [block_n, rows] tile of per-column values of W (scales, zero points) that
+// repeat() spreads over the A fragments of the transposed dot's weights without moving data:
+// each thread holds the values of the fragment rows it owns, replicated over the four lanes of
+// a fragment row.
+Layout fragment_rows_layout(const MmaTiling& tiling, int64_t rows) {
+  std::vector<Iter> shard;
+  if (tiling.warps_m > 1) shard.push_back(Iter{tiling.warps_m, tiling.warps_n, Axis::warp()});
+  if (tiling.tiles_m() > 1) shard.push_back(Iter{tiling.tiles_m(), 2 * rows, Axis::reg()});
+  shard.push_back(Iter{2, rows, Axis::reg()});
+  shard.push_back(Iter{8, 4, Axis::lane()});
+  if (rows > 1) shard.push_back(Iter{rows, 1, Axis::reg()});
+  std::vector<Iter> replica{Iter{4, 1, Axis::lane()}};
+  if (tiling.warps_n > 1) replica.push_back(Iter{tiling.warps_n, 1, Axis::warp()});
+  return Layout(std::move(shard), std::move(replica));
+}
+
 }  // namespace
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}", weight.name(), activation.name(),
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}{}", weight.name(), activation.name(),
       group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
       block_n, block_k, warps, split_k, unroll,
       persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "",
       scale_after_mma ? "_sa" : "",
       min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "",
-      weights_as_a ? "_wa" : "");
+      weights_as_a ? "_wa" : "", wgmma ? "_wg" : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -242,8 +277,12 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
   const bool transposed = config.weights_as_a;
   const int64_t dot_m = transposed ? config.block_n : config.block_m;
   const int64_t dot_n = transposed ? config.block_m : config.block_n;
+  // wgmma: one m16 row of fragments per warp (a warpgroup's m64), every warp across all of N.
   const auto tiling =
-      layout::choose_mma_tiling(dot_m, dot_n, config.block_k, config.warps, config.activation);
+      config.wgmma ? std::optional<MmaTiling>(MmaTiling{dot_m, dot_n, config.block_k, config.warps,
+                                                        1, config.activation})
+                   : layout::choose_mma_tiling(dot_m, dot_n, config.block_k, config.warps,
+                                               config.activation);
   if (!tiling) {
     fail(config, fmt::format("a {}x{}x{} tile over {} warps does not divide into mma atoms", dot_m,
                              dot_n, config.block_k, config.warps));
@@ -437,6 +476,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   const Swizzle swizzle = chunk * act.bits() / 8 >= 128  ? Swizzle::bytes128()
                           : chunk * act.bits() / 8 >= 64 ? Swizzle::bytes64()
                                                          : Swizzle::bytes32();
+  // With wgmma, each row of A is one swizzled 128-byte row of k: wgmma's B operand K-major,
+  // read in place (transposed: the tile holds B^T).
   Tensor a_ring = b.alloc_shared({stages * bm, chunk}, act, "a_ring", swizzle);
   Tensor w_ring = b.alloc_shared({stages * unroll, 1, tile_bytes}, u8, "w_ring");
   // Per k tile, the scale rows it spans (one row when a group covers several tiles); the tiles
@@ -486,7 +527,21 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     if (transposed) {
       Tensor fragments = b.reshape(permuted, {bn, bk}, "fragments");
       b.set_layout(fragments, tiling.a_layout());
-      return fragments;  // unscaled (scale_after_mma), no zero points (validate)
+      if (config.scale_after_mma) return fragments;  // no zero points (validate)
+      // The rows of W^T's fragments take their columns' values: loaded as [rows, bn], read as
+      // [bn, rows] and repeated along k.
+      auto row_values = [&](const Tensor& ring, std::string_view name) {
+        const Layout rows_layout = fragment_rows_layout(tiling, scale_rows);
+        Tensor rows = b.load_shared(ring, {scale_row, 0}, {scale_rows, bn}, name);
+        b.set_layout(rows, transpose_layout(rows_layout, bn, scale_rows));
+        Tensor columns = b.permute(rows, {1, 0}, fmt::format("{}_by_row", name));
+        b.set_layout(columns, rows_layout);
+        Tensor spread = b.repeat(columns, rows_per_scale, 1, fmt::format("{}_tile", name));
+        b.set_layout(spread, tiling.a_layout());
+        return spread;
+      };
+      if (z_ring) fragments = fragments - row_values(*z_ring, "zeros");
+      return fragments * row_values(s_ring, "scales");
     }
     Tensor fragments = b.reshape(permuted, {bk, bn}, "fragments");
     b.set_layout(fragments, tiling.b_layout());
@@ -532,6 +587,10 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     // (a row in the C fragments' column order, repeated over the rows) multiply into acc.
     Tensor sums = config.scale_after_mma ? b.zeros(acc_shape, f32, "part", tiling.c_layout()) : acc;
     for (int64_t u = 0; u < unroll; ++u) {
+      if (config.wgmma) {
+        b.dot(sums, weights_at(slot, u), a_ring, {slot * bm, u * bk}, /*transposed=*/true);
+        continue;
+      }
       Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
       Tensor weights = weights_at(slot, u);
       if (transposed) {
@@ -543,7 +602,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
         b.dot(sums, a_tile, weights);
       }
     }
-    if (transposed) {  // the scales of the rows of C^T
+    if (transposed && config.scale_after_mma) {  // the scales of the rows of C^T
       Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
       b.set_layout(scales, accumulator_rows_layout(tiling));
       Tensor column = b.reshape(b.cast(scales, f32, "group_scales_f32"), {bn, 1}, "scale_column");

@@ -66,12 +66,19 @@ struct QuantGemmConfig {
   bool scale_after_mma = false;
   // > 0: registers held to what this many blocks per SM allow (vm::Program::min_blocks_per_sm).
   int min_blocks_per_sm = 0;
-  // Decode only, with scale_after_mma and no zero points: the dot runs transposed,
+  // Decode with scale_after_mma and no zero points, or prefill with wgmma: the dot runs transposed,
   // C^T[block_n, block_m] += dequant(W)^T · A^T, so the dequantized weights are the mma's A
   // operand and the activations its B operand. A tile of block_m = 8 rows is then one n8 atom:
   // for M ≤ 8 half the activation traffic through shared memory and half the mma instructions
   // of a 16-row tile whose rows past M are zeros.
   bool weights_as_a = false;
+  // Prefill with weights_as_a, sm_90a only: the transposed dot runs on wgmma, the dequantized
+  // weights its A operand in registers and the activation tile its B operand, read by wgmma from
+  // shared memory where cp.async left it (K-major rows of 128 bytes, 128-byte swizzle). Needs
+  // block_n = 16 * warps (one m16 row of fragments per warp, whole warpgroups), block_k * unroll
+  // = 128 bytes of activations, and block_m a multiple of 8 up to 256. The weights are scaled
+  // (and zero points subtracted) before the dot, as in the other prefill kernels.
+  bool wgmma = false;
 
   // Partial sums meet in the f32 workspace (split K or persistent blocks), and
   // quant_gemm_finish rounds them into C.

@@ -1290,6 +1290,11 @@ class Parser {
       i.a = tensor();
       expect(',');
       i.b = tensor();
+      if (peek() == '[') {  // a shared tile read in place
+        ++pos_;
+        list(']', [&] { i.b_offsets.push_back(slot()); });
+        i.b_transposed = accept_word("transposed");
+      }
       return i;
     }
     if (m == "shuffle") {

@@ -51,6 +51,10 @@ void instruction_exprs(Instr& instruction, Visit&& visit) {
           for (auto& offset : node.offsets)
             visit(offset);
         }
+        if constexpr (std::is_same_v<T, Dot>) {
+          for (auto& offset : node.b_offsets)
+            visit(offset);
+        }
         if constexpr (std::is_same_v<T, CopyAsync>) {
           for (auto& offset : node.destination_offsets)
             visit(offset);

@@ -393,7 +393,9 @@ class Printer {
                     fmt::format("reduce {} {} axis {}", to_string(i.op), tensor(i.source), i.axis));
   }
   std::string line(const Dot& i) const {
-    return fmt::format("dot {}, {}, {}", tensor(i.accumulator), tensor(i.a), tensor(i.b));
+    return fmt::format("dot {}, {}, {}{}", tensor(i.accumulator), tensor(i.a),
+                       i.b_offsets.empty() ? tensor(i.b) : access(i.b, i.b_offsets),
+                       i.b_transposed ? " transposed" : "");
   }
   std::string line(const Shuffle& i) {
     return defining(i.result, fmt::format("shuffle {} {} lane {}", to_string(i.mode),

@@ -214,10 +214,17 @@ struct Reduce {
 // accumulated in k order, in the accumulator's type, rounding after each addition (the
 // interpreter's order; the GPU's differs within a tensor-core step and is compared with a tolerance
 // per dtype).
+// `b` may instead be a shared tile read in place (the B operand of sm_90's wgmma, which reads it
+// from shared memory): the operand is then the box b[b_offsets + (k, n)] of the tile, or with
+// b_transposed the box b[b_offsets + (n, k)] (a tile that holds B^T: the keys of attention's
+// Q·K^T, the activations of the quantized GEMM's transposed dot); the accumulator and a give its
+// extents. b_offsets is empty exactly when b is a register tensor.
 struct Dot {
   TensorId accumulator;
   TensorId a;
   TensorId b;
+  std::vector<Expr> b_offsets;
+  bool b_transposed = false;
 };
 enum class ShuffleMode : uint8_t { Xor, Up, Down, Index };
 std::string_view to_string(ShuffleMode mode);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "vm/types.h"
 
 #include <fmt/format.h>
@@ -37,6 +38,11 @@ std::string to_string(const TensorType& type) {
     text += " swizzle " + type.swizzle.to_string();
   }
   return text;
+}
+
+int64_t shared_tile_alignment(const TensorType& type) {
+  if (type.swizzle.is_identity()) return 128;
+  return std::max<int64_t>(128, type.swizzle.period_bytes());
 }
 
 }  // namespace nibble::vm

@@ -49,6 +49,12 @@ struct TensorType {
   bool operator==(const TensorType&) const = default;
 };
 
+// Where a shared tile may start in the block's shared memory: 128-byte boundaries, and for a
+// swizzled tile a whole swizzle period (1024 bytes for the 128-byte pattern), so that the pattern
+// the layout applies to the tile's own offsets is the one the hardware applies to absolute
+// addresses where it swizzles by itself (wgmma's shared operands, TMA).
+int64_t shared_tile_alignment(const TensorType& type);
+
 // "f16[64, 128] @ S[(64,128):(128@smem,1@smem)] swizzle 128B", "f32[16, 8] @ ?" (not yet laid
 // out), "u4 global[k, n] strides [n, 1]".
 std::string to_string(const TensorType& type);

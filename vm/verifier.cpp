@@ -107,7 +107,9 @@ class Verifier {
           "element once",
           name(alloc.result));
     }
-    shared_bytes_ += (bytes_of(type) + 127) / 128 * 128;
+    const int64_t alignment = shared_tile_alignment(type);
+    shared_bytes_ = (shared_bytes_ + alignment - 1) / alignment * alignment +
+                    (bytes_of(type) + 127) / 128 * 128;
   }
 
   void operator()(const AllocRegister& alloc) {
@@ -405,7 +407,17 @@ class Verifier {
 
   void operator()(const Dot& dot) {
     if (!use(dot.a, "a") || !use(dot.b, "b") || !use(dot.accumulator, "accumulator")) return;
-    if (!register_tensor(dot.a, "dot") || !register_tensor(dot.b, "dot") ||
+    // A shared b is read in place: the box at b_offsets whose shape a and the accumulator give.
+    const bool shared_b = type_of(dot.b).scope == Scope::Shared;
+    if (shared_b && dot.b_offsets.empty()) {
+      return error("dot: {} is a shared tile; give the offsets of the box the dot reads ({}[...])",
+                   name(dot.b), name(dot.b));
+    }
+    if (!shared_b && !dot.b_offsets.empty()) {
+      return error("dot: offsets are given for {}, which is a {} tensor; only a shared b takes them",
+                   name(dot.b), to_string(type_of(dot.b).scope));
+    }
+    if (!register_tensor(dot.a, "dot") || (!shared_b && !register_tensor(dot.b, "dot")) ||
         !register_tensor(dot.accumulator, "dot")) {
       return;
     }
@@ -417,13 +429,19 @@ class Verifier {
                    shape_text(a.shape), name(dot.b), shape_text(b.shape), name(dot.accumulator),
                    shape_text(c.shape));
     }
-    if (a.shape[1] != b.shape[0]) {
+    if (shared_b) {
+      const Shape box = dot.b_transposed ? Shape{c.shape[1], a.shape[1]} : Shape{a.shape[1], c.shape[1]};
+      if (offsets(dot.b_offsets, dot.b, "dot")) box_inside(dot.b_offsets, box, dot.b, "dot");
+    } else if (dot.b_transposed) {
+      error("dot: only a shared b can be read transposed ({} is a register tensor)", name(dot.b));
+    } else if (a.shape[1] != b.shape[0]) {
       error("dot: k extent {} of {} does not match {} of {}", a.shape[1], name(dot.a), b.shape[0],
             name(dot.b));
     }
-    if (c.shape[0] != a.shape[0] || c.shape[1] != b.shape[1]) {
+    const int64_t n_extent = shared_b ? c.shape[1] : b.shape[1];
+    if (c.shape[0] != a.shape[0] || c.shape[1] != n_extent) {
       error("dot: accumulator {} is {} but {} x {} gives [{}, {}]", name(dot.accumulator),
-            shape_text(c.shape), name(dot.a), name(dot.b), a.shape[0], b.shape[1]);
+            shape_text(c.shape), name(dot.a), name(dot.b), a.shape[0], n_extent);
     }
     const std::string combination =
         fmt::format("{} x {} -> {}", a.dtype.name(), b.dtype.name(), c.dtype.name());
@@ -543,7 +561,7 @@ class Verifier {
             kMaxSharedMemoryBytes);
     }
     if (budget > 0 && shared_bytes_ > budget) {
-      error("shared tiles need {} bytes (each rounded up to 128) but the budget is {} bytes",
+      error("shared tiles need {} bytes (each aligned as placed) but the budget is {} bytes",
             shared_bytes_, budget);
     }
     if (budget == 0 && shared_bytes_ > kMaxSharedMemoryBytes) {

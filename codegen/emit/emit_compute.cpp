@@ -741,6 +741,7 @@ std::string mma_type_name(DataType type) {
 
 std::optional<MmaTiling> mma_tiling(const vm::Program& program, const Target& target,
                                     const vm::Dot& dot) {
+  if (!dot.b_offsets.empty()) return std::nullopt;  // a shared b: wgmma's business
   const vm::TensorType& a = program.tensor(dot.a).type;
   const vm::TensorType& b = program.tensor(dot.b).type;
   const vm::TensorType& c = program.tensor(dot.accumulator).type;
@@ -821,6 +822,7 @@ void KernelEmitter::collect_mma_operands() {
   for_each_instruction(program.body, [&](const vm::Instruction& instruction) {
     const auto* dot = std::get_if<vm::Dot>(&instruction);
     if (dot == nullptr) return;
+    if (!dot->b_offsets.empty()) has_wgmma_dots_ = true;
     const std::optional<MmaTiling> tiling = mma_tiling(program, target, *dot);
     if (!tiling) return;
     if (info(dot->a).type.layout == tiling->a_layout()) mma_operands[dot->a.index] = {*tiling, 'a'};
@@ -907,9 +909,186 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
   }
 }
 
+// ---- dot through wgmma ---------------------------------------------------------------------------
+
+// A dot whose b is a shared tile runs on sm_90a's wgmma.mma_async with a in registers and b read
+// from shared memory through a matrix descriptor. What it takes:
+//   - f16·f16 or bf16·bf16 -> f32, and a block of whole warpgroups (warps % 4 == 0);
+//   - a [16 · warps, K] in the A fragments and the accumulator [16 · warps, N] in the C
+//     fragments of layout::MmaTiling{16 · warps, N, K, warps_m = warps, warps_n = 1}: one m16
+//     atom per warp, which is exactly wgmma's m64 fragment per warpgroup (warpgroup g holds
+//     rows [64 g, 64 g + 64));
+//   - b's tile K-major in rows of exactly the swizzle's width (32, 64 or 128 bytes): element
+//     (k, n) at n * row + k (read transposed or not: the tile's dimensions are (n, k) or
+//     (k, n)), the tile swizzled with the matching pattern, and the box starting at
+//     a multiple of 8 rows and of 8 elements of k (the descriptor's 16-byte units). The tile's
+//     base is aligned to the swizzle period (vm::shared_tile_alignment), so the pattern the layout
+//     applies to tile offsets is the one wgmma applies to addresses.
+// Each dot is one fenced group (wgmma.fence; the m64nNk16 steps, N up to 256 per instruction;
+// commit; wait 0): the VM's dot is synchronous, and the warpgroups of the block (or of other
+// blocks) overlap one another's math instead. A cp.async.wait_group in such a kernel is followed
+// by fence.proxy.async, which makes the copied bytes visible to wgmma's reads (the async proxy).
+void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
+  const vm::TensorType& a_type = info(instruction.a).type;
+  const vm::TensorType& c_type = info(instruction.accumulator).type;
+  const SharedTile& b_tile = tile(instruction.b);
+  auto fail = [&](const std::string& why) {
+    unsupported(fmt::format("dot {} += {} · {}[…] (b read from shared memory, wgmma): {}",
+                            info(instruction.accumulator).name, info(instruction.a).name,
+                            info(instruction.b).name, why));
+  };
+  if (!target.has_wgmma()) {
+    fail(fmt::format("wgmma needs sm_90a, not {}; load b into registers for mma.sync",
+                     target.name()));
+  }
+  const DataType input = a_type.dtype;
+  if (!is_one_of(input, {"f16", "bf16"}) || b_tile.dtype != input ||
+      c_type.dtype != DataType::f32()) {
+    fail(fmt::format("{} · {} -> {} (f16 · f16 or bf16 · bf16 -> f32)", input.name(),
+                     b_tile.dtype.name(), c_type.dtype.name()));
+  }
+  const int64_t warps = program.warps;
+  const int64_t m = a_type.shape[0];
+  const int64_t k = a_type.shape[1];
+  const int64_t n = c_type.shape[1];
+  if (warps % 4 != 0 || m != 16 * warps) {
+    fail(fmt::format("a has {} rows; wgmma wants 16 per warp of whole warpgroups ({} warps)", m,
+                     warps));
+  }
+  if (k % 16 != 0 || n % 8 != 0) fail(fmt::format("k {} (a multiple of 16), n {} (of 8)", k, n));
+  const MmaTiling tiling{m, n, k, warps, 1, input};
+  if (a_type.layout != tiling.a_layout() || c_type.layout != tiling.c_layout()) {
+    fail("a and the accumulator must be in the A and C fragments of MmaTiling{16 * warps, n, k, "
+         "warps, 1} (one m16 atom per warp)");
+  }
+  // b: K-major rows of the swizzle's width.
+  auto single_stride = [&](size_t dimension) -> int64_t {
+    int64_t stride = 0;
+    for (const layout::Iter& iter : b_tile.groups[dimension]) {
+      if (iter.extent == 1 || iter.stride == 0) continue;
+      if (stride != 0) return -1;
+      stride = iter.stride;
+    }
+    return stride;
+  };
+  const int64_t element_bytes = input.bits() / 8;
+  const size_t k_dimension = instruction.b_transposed ? 1 : 0;  // of the tile
+  const size_t n_dimension = 1 - k_dimension;
+  const int64_t k_stride = single_stride(k_dimension);
+  const int64_t row_bytes = single_stride(n_dimension) * element_bytes;
+  const layout::Swizzle& swizzle = b_tile.swizzle;
+  int mode = 0;  // the descriptor's layout type: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte swizzle
+  for (const auto& [bytes, code] : {std::pair{128, 1}, std::pair{64, 2}, std::pair{32, 3}}) {
+    if (row_bytes == bytes && swizzle == layout::Swizzle(std::countr_zero(unsigned(bytes)) - 4, 4, 3))
+      mode = code;
+  }
+  if (k_stride != 1 || mode == 0) {
+    fail(fmt::format("the tile of {} must hold each n as one row of k (k stride 1) of 32, 64 or "
+                     "128 bytes swizzled with the pattern of that width",
+                     info(instruction.b).name));
+  }
+  if (divisor_of(instruction.b_offsets[0]) % 8 != 0 || divisor_of(instruction.b_offsets[1]) % 8 != 0) {
+    fail("the box of b must start at a multiple of 8 along k and along n");
+  }
+  note(fmt::format("dot {}x{}x{}: wgmma m64n{}k16 {} -> f32, b from shared memory ({}-byte swizzle)",
+                   m, n, k, std::min<int64_t>(n, 256), input.name(), row_bytes));
+  required_ptx_version_ = std::max(required_ptx_version_, 80);
+
+  const RegisterTensor& c = reg(instruction.accumulator);
+  const RegisterMap& a_map = register_map(tiling.a_layout(), a_type.shape);
+  const std::vector<llvm::Value*> a_values = values_in(instruction.a, a_map);
+  std::vector<llvm::Value*> a_slots(static_cast<size_t>(a_map.slots), nullptr);
+  for (size_t e = 0; e < a_map.entries.size(); ++e)
+    a_slots[static_cast<size_t>(a_map.entries[e].slot)] = a_values[e];
+  auto a_word = [&](int64_t first) {
+    llvm::Value* vector = llvm::PoisonValue::get(
+        llvm::FixedVectorType::get(a_slots[static_cast<size_t>(first)]->getType(), 2));
+    for (int64_t e = 0; e < 2; ++e)
+      vector = builder.CreateInsertElement(vector, a_slots[static_cast<size_t>(first + e)],
+                                           static_cast<uint64_t>(e));
+    return builder.CreateBitCast(vector, i32());
+  };
+
+  // The descriptor's constant part: leading byte offset 1 (unused by K-major swizzled layouts),
+  // stride byte offset 8 rows, the swizzle mode; the start address (16-byte units) is added.
+  const uint64_t descriptor_constant = (uint64_t{1} << 16) |
+                                       (static_cast<uint64_t>(8 * row_bytes / 16) << 32) |
+                                       (static_cast<uint64_t>(mode) << 62);
+  llvm::Value* box_start = builder.CreateAdd(
+      const_i32(b_tile.base_bytes),
+      builder.CreateAdd(
+          builder.CreateMul(scalar_i32(instruction.b_offsets[k_dimension]),
+                            const_i32(element_bytes)),
+          builder.CreateMul(scalar_i32(instruction.b_offsets[n_dimension]),
+                            const_i32(row_bytes))));
+  llvm::Value* box_address =
+      builder.CreateAdd(builder.CreatePtrToInt(shared_pointer(const_i32(0)), i32()), box_start);
+
+  auto* void_type = llvm::FunctionType::get(builder.getVoidTy(), false);
+  auto sync_asm = [&](const char* text) {
+    builder.CreateCall(void_type, llvm::InlineAsm::get(void_type, text, "~{memory}", true))
+        ->setConvergent();
+  };
+  sync_asm("wgmma.fence.sync.aligned;");
+  const int64_t chunk = std::min<int64_t>(n, 256);
+  if (n % chunk != 0) fail(fmt::format("n {} is not a multiple of {}", n, chunk));
+  const int64_t registers = chunk / 2;  // f32 accumulators per thread per instruction
+  std::vector<llvm::Type*> result_types(static_cast<size_t>(registers), builder.getFloatTy());
+  auto* result_type = llvm::StructType::get(context, result_types);
+  std::vector<llvm::Type*> argument_types(4, i32());
+  argument_types.push_back(i64());
+  argument_types.insert(argument_types.end(), static_cast<size_t>(registers), builder.getFloatTy());
+  auto* asm_type = llvm::FunctionType::get(result_type, argument_types, false);
+  std::string text = fmt::format("wgmma.mma_async.sync.aligned.m64n{}k16.f32.{}.{} {{", chunk,
+                                 input.name(), input.name());
+  std::string constraints;
+  for (int64_t r = 0; r < registers; ++r) {
+    text += fmt::format("{}${}", r == 0 ? "" : ", ", r);
+    constraints += "=f,";
+  }
+  text += fmt::format("}}, {{${}, ${}, ${}, ${}}}, ${}, 1, 1, 1, 0;", registers, registers + 1,
+                      registers + 2, registers + 3, registers + 4);
+  constraints += "r,r,r,r,l";
+  for (int64_t r = 0; r < registers; ++r)
+    constraints += fmt::format(",{}", r);
+  llvm::InlineAsm* wgmma = llvm::InlineAsm::get(asm_type, text, constraints, true);
+  for (int64_t first = 0; first < n; first += chunk) {
+    std::vector<llvm::Value*> d;
+    for (int64_t j = 0; j < chunk / 8; ++j)
+      for (int64_t q = 0; q < 4; ++q)
+        d.push_back(read_slot(c, tiling.c_slot(0, first / 8 + j) + q));
+    for (int64_t s = 0; s < tiling.steps_k(); ++s) {
+      llvm::Value* start = builder.CreateAdd(
+          box_address, const_i32(s * 16 * element_bytes + first * row_bytes));
+      llvm::Value* descriptor = builder.CreateOr(
+          builder.CreateZExt(builder.CreateLShr(builder.CreateAnd(start, const_i32(0x3FFFF)), 4),
+                             i64()),
+          const_i64(static_cast<int64_t>(descriptor_constant)));
+      std::vector<llvm::Value*> arguments;
+      for (int64_t r = 0; r < 4; ++r)
+        arguments.push_back(a_word(tiling.a_slot(0, s) + 2 * r));
+      arguments.push_back(descriptor);
+      arguments.insert(arguments.end(), d.begin(), d.end());
+      llvm::CallInst* call = builder.CreateCall(asm_type, wgmma, arguments);
+      call->setConvergent();
+      for (int64_t r = 0; r < registers; ++r)
+        d[static_cast<size_t>(r)] = builder.CreateExtractValue(call, {static_cast<unsigned>(r)});
+    }
+    for (int64_t j = 0; j < chunk / 8; ++j)
+      for (int64_t q = 0; q < 4; ++q)
+        write_slot(c, tiling.c_slot(0, first / 8 + j) + q, d[static_cast<size_t>(j * 4 + q)]);
+  }
+  sync_asm("wgmma.commit_group.sync.aligned;");
+  sync_asm("wgmma.wait_group.sync.aligned 0;");
+}
+
 // ---- dot ----------------------------------------------------------------------------------------
 
 void KernelEmitter::emit(const vm::Dot& instruction) {
+  if (!instruction.b_offsets.empty()) {
+    emit_wgmma(instruction);
+    return;
+  }
   if (const std::optional<MmaTiling> tiling = mma_tiling(program, target, instruction)) {
     if (info(instruction.accumulator).type.layout == tiling->c_layout()) {
       emit_mma(instruction, *tiling);

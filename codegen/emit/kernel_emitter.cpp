@@ -115,11 +115,14 @@ void KernelEmitter::declare_function() {
   shared_ = new llvm::GlobalVariable(*module, llvm::ArrayType::get(i8(), 0), false,
                                      llvm::GlobalValue::ExternalLinkage, nullptr, "nibble_smem",
                                      nullptr, llvm::GlobalValue::NotThreadLocal, 3);
-  shared_->setAlignment(llvm::Align(128));
+  // The largest alignment a tile asks for (vm::shared_tile_alignment: a 128-byte swizzle's
+  // period), so that offsets in the block's shared memory keep their alignment as addresses.
+  shared_->setAlignment(llvm::Align(1024));
 }
 
-// The interpreter's placement (vm/interpreter/plan.cpp): program order, 128-byte aligned, a
-// swizzled tile rounded up to whole swizzle chunks, an alloc in a loop placed once.
+// The interpreter's placement (vm/interpreter/plan.cpp): program order, aligned as
+// vm::shared_tile_alignment says, a swizzled tile rounded up to whole swizzle chunks, an alloc in
+// a loop placed once.
 void KernelEmitter::place_tiles(const vm::Body& body) {
   for (const vm::Statement& statement : body) {
     current_ = &statement;
@@ -146,7 +149,8 @@ void KernelEmitter::place_tiles(const vm::Body& body) {
             const auto span_bytes = static_cast<int64_t>(dtypes::packed_size_bytes(
                 tile.dtype, static_cast<size_t>(tile.layout.span(layout::Axis::smem()))));
             tile.tile_bytes = (span_bytes + chunk - 1) / chunk * chunk;
-            tile.base_bytes = (tiles_end_ + 127) / 128 * 128;
+            const int64_t alignment = vm::shared_tile_alignment(tensor.type);
+            tile.base_bytes = (tiles_end_ + alignment - 1) / alignment * alignment;
             tiles_end_ = tile.base_bytes + tile.tile_bytes;
             tiles_.emplace(alloc->result.index, std::move(tile));
           } else if constexpr (std::is_same_v<T, vm::ForStmt> || std::is_same_v<T, vm::WhileStmt>) {

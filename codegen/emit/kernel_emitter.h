@@ -288,6 +288,9 @@ class KernelEmitter {
   std::unordered_map<int, MmaOperand> mma_operands;
   void collect_mma_operands();
   void emit_mma(const vm::Dot& instruction, const MmaTiling& tiling);
+  // A dot whose b is a shared tile read in place: wgmma.mma_async (see emit_compute.cpp).
+  void emit_wgmma(const vm::Dot& instruction);
+  bool has_wgmma_dots_ = false;  // set by collect_mma_operands
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);

@@ -999,7 +999,17 @@ void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor
   check_tensor(accumulator, "dot: accumulator", where);
   check_tensor(a, "dot: a", where);
   check_tensor(b, "dot: b", where);
-  emit(vm::Dot{accumulator.id_, a.id_, b.id_}, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b.id_, {}, false}, where);
+}
+
+void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+                        const Scalars& b_offsets, bool transposed, Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  check_tensor(accumulator, "dot: accumulator", where);
+  check_tensor(a, "dot: a", where);
+  check_scope(b_tile, "dot: b", vm::Scope::Shared, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed}, where);
 }
 
 Tensor KernelBuilder::shuffle(const Tensor& source, vm::ShuffleMode mode, const Scalar& lane,

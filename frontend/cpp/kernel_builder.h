@@ -266,6 +266,11 @@ class KernelBuilder {
   // accumulator += a · b (in place).
   void dot(const Tensor& accumulator, const Tensor& a, const Tensor& b,
            Location location = Location::current());
+  // The same with b read in place from a shared tile: b[k, n] = tile[b_offsets + (k, n)], or
+  // tile[b_offsets + (n, k)] when `transposed` (wgmma's shared B operand on sm_90a; vm::Dot).
+  void dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+           const Scalars& b_offsets, bool transposed = false,
+           Location location = Location::current());
   Tensor shuffle(const Tensor& source, vm::ShuffleMode mode, const Scalar& lane,
                  std::string_view name = "", Location location = Location::current());
 

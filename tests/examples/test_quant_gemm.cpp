@@ -165,6 +165,39 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     streamed.persistent_blocks = 3;
     run_case(streamed, 2, 128, 512, 23);
   }
+  // The transposed dot on wgmma (prefill, sm_90a): the activations read in place from the
+  // ring. One and two warpgroups, rows below and past the tile, odd widths, zero points, two
+  // groups per k tile, bf16, per channel.
+  {
+    QuantGemmConfig config;
+    config.schedule = QuantSchedule::Prefill;
+    config.weights_as_a = true;
+    config.wgmma = true;
+    config.block_m = 16;
+    config.block_n = 64;
+    config.block_k = 64;
+    config.warps = 4;
+    config.stages = 3;
+    for (int64_t m : {1, 16, 37})
+      run_case(config, m, 128, 256, 30);
+    for (const char* type : {"u3", "f6e3m2", "u8", "i4"}) {
+      QuantGemmConfig typed = config;
+      typed.weight = DataType::parse(type);
+      typed.activation = DataType::bf16();
+      run_case(typed, 9, 64, 256, 31);
+    }
+    QuantGemmConfig zeros = config;
+    zeros.zero_points = true;
+    zeros.group_size = 32;
+    run_case(zeros, 21, 64, 256, 32);
+    QuantGemmConfig wide = config;
+    wide.warps = 8;
+    wide.block_n = 128;
+    wide.block_m = 32;
+    wide.group_size = 0;
+    wide.stages = 2;
+    run_case(wide, 30, 128, 128, 33);
+  }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
   // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
   for (int64_t blocks : {3, 5, 8}) {
@@ -237,6 +270,17 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.weights_as_a = true;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("weights_as_a needs scale_after_mma and no zero points"));
+  bad.wgmma = true;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("wgmma needs the prefill schedule and weights_as_a"));
+  bad.schedule = QuantSchedule::Prefill;
+  bad.block_n = 32;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("wgmma: block_n 32 must be 16 * warps"));
+  bad.block_n = 16 * bad.warps;
+  bad.block_k = 128;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("must hold 128 bytes of activations"));
   CHECK_THAT(message_of([&] {
                examples::choose_quant_gemm_config(1, 100, 4096, DataType::uint(4), DataType::f16(),
                                                   128, false);

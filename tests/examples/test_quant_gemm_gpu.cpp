@@ -147,6 +147,41 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   run_case(persistent, 3, 256, 1024, 204);
 }
 
+TEST_CASE("the transposed dot on wgmma (sm_90a)", "[gpu][quant_gemm]") {
+  nibble::testing::require_gpu();
+  if (runtime::Driver::get().device().compute_capability != 90) {
+    std::printf("SKIPPED: wgmma needs sm_90a\n");
+    return;
+  }
+  // Two warpgroups on 128x128 tiles (rows past M zero-filled, several row tiles), one warpgroup
+  // with zero points and two groups per k tile, bf16 and odd widths, per channel.
+  QuantGemmConfig config;
+  config.schedule = examples::QuantSchedule::Prefill;
+  config.weights_as_a = true;
+  config.wgmma = true;
+  config.block_m = 128;
+  config.block_n = 128;
+  config.block_k = 64;
+  config.warps = 8;
+  config.stages = 4;
+  for (int64_t m : {1, 77, 300})
+    run_case(config, m, 256, 1024, 300);
+  QuantGemmConfig small = config;
+  small.warps = 4;
+  small.block_n = 64;
+  small.block_m = 64;
+  small.zero_points = true;
+  small.group_size = 32;
+  small.activation = DataType::bf16();
+  run_case(small, 100, 192, 512, 301);
+  for (const char* type : {"u3", "f6e3m2", "u8", "f4e2m1"}) {
+    QuantGemmConfig typed = config;
+    typed.weight = DataType::parse(type);
+    typed.group_size = 0;
+    run_case(typed, 130, 256, 512, 302);
+  }
+}
+
 TEST_CASE("a bad call is refused before launch", "[gpu][quant_gemm]") {
   nibble::testing::require_gpu();
   QuantGemmConfig config;

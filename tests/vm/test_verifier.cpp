@@ -76,7 +76,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
   s.add(AllocRegister{a, 0.0});
   s.add(AllocRegister{b, 0.0});
   s.add(AllocRegister{c, 0.0});
-  const int line = s.add(Dot{c, a, b});
+  const int line = s.add(Dot{c, a, b, {}, false});
   CHECK(only_error(s.program) == "test.cpp:" + std::to_string(line) +
                                      ":1: error: in kernel 'gemm': dot: k extent 48 of %a does not "
                                      "match 64 of %b");
@@ -88,7 +88,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
   t.add(AllocRegister{a8, 0.0});
   t.add(AllocRegister{b16, 0.0});
   t.add(AllocRegister{c32, 0.0});
-  t.add(Dot{c32, a8, b16});
+  t.add(Dot{c32, a8, b16, {}, false});
   CHECK_THAT(only_error(t.program), Contains("dot: i8 x f16 -> f32 is not supported"));
 
   // 8-bit inputs mix signedness (into i32) and fp8 formats (into f32), as mma.sync m16n8k32 does.
@@ -100,7 +100,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
     k.add(AllocRegister{lhs, 0.0});
     k.add(AllocRegister{rhs, 0.0});
     k.add(AllocRegister{sum, 0.0});
-    k.add(Dot{sum, lhs, rhs});
+    k.add(Dot{sum, lhs, rhs, {}, false});
     return verify(k.program);
   };
   const DataType e4m3 = DataType::parse("f8e4m3");

@@ -12,6 +12,7 @@
 // and division by zero is an error naming the element.
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 
 #include "vm/interpreter/execute.h"
@@ -310,6 +311,29 @@ void execute(Block& block, const Reduce& instruction) {
   write_registers(block, instruction.result, codes);
 }
 
+// The box b[b_offsets + (k, n)] (b[b_offsets + (n, k)] transposed) of a shared b, as [k, n]
+// row-major. The whole block reads it (wgmma reads
+// shared memory on behalf of its warpgroups): a write to it by any thread since the last barrier,
+// or a copy into it not yet waited for, is a hazard.
+std::vector<uint64_t> read_shared_operand(Block& block, const Dot& instruction, int64_t k_extent,
+                                          int64_t n_extent) {
+  block.defined(instruction.b, Scope::Shared);
+  const std::vector<int64_t> offsets =
+      block.evaluate_indices(instruction.b_offsets, 2, "the offsets of b");
+  const std::vector<int64_t> readers{0, block.plan.threads - 1};
+  std::vector<uint64_t> codes(static_cast<size_t>(k_extent * n_extent));
+  for (int64_t k = 0; k < k_extent; ++k) {
+    for (int64_t n = 0; n < n_extent; ++n) {
+      const std::array<int64_t, 2> index =
+          instruction.b_transposed ? std::array<int64_t, 2>{offsets[0] + n, offsets[1] + k}
+                                   : std::array<int64_t, 2>{offsets[0] + k, offsets[1] + n};
+      codes[static_cast<size_t>(k * n_extent + n)] =
+          read_shared(block, instruction.b, shared_element(block, instruction.b, index), readers);
+    }
+  }
+  return codes;
+}
+
 // accumulator[m, n] += Σ_k a[m, k] · b[k, n], k ascending, one rounding per step: each product is
 // exact and each addition rounds to the accumulator's type (f32: fmaf of the exact inputs;
 // integers: wrap at the accumulator's width).
@@ -317,9 +341,11 @@ void execute(Block& block, const Dot& instruction) {
   const TensorInfo& c = block.info(instruction.accumulator);
   const TensorInfo& a = block.info(instruction.a);
   const TensorInfo& b = block.info(instruction.b);
+  const bool shared_b = !instruction.b_offsets.empty();
   if (c.type.rank() != 2 || a.type.rank() != 2 || b.type.rank() != 2 ||
-      a.type.shape[0] != c.type.shape[0] || b.type.shape[1] != c.type.shape[1] ||
-      a.type.shape[1] != b.type.shape[0]) {
+      a.type.shape[0] != c.type.shape[0] ||
+      (!shared_b &&
+       (b.type.shape[1] != c.type.shape[1] || a.type.shape[1] != b.type.shape[0]))) {
     block.fail(fmt::format(
         "shapes {} · {} do not accumulate into {}", layout::shape_to_string(a.type.shape),
         layout::shape_to_string(b.type.shape), layout::shape_to_string(c.type.shape)));
@@ -334,7 +360,8 @@ void execute(Block& block, const Dot& instruction) {
     block.fail(fmt::format("{} · {} cannot accumulate into {}", at.name(), bt.name(), ct.name()));
   }
   const std::vector<uint64_t> a_codes = read_registers(block, instruction.a);
-  const std::vector<uint64_t> b_codes = read_registers(block, instruction.b);
+  const std::vector<uint64_t> b_codes = shared_b ? read_shared_operand(block, instruction, k_extent, n_extent)
+                                                  : read_registers(block, instruction.b);
   std::vector<uint64_t> codes = read_registers(block, instruction.accumulator);
   const auto fits_f32 = [](DataType t) {
     return t.mantissa_bits() <= 23 && t.exponent_bits() <= 8;

@@ -227,7 +227,8 @@ void place_shared(const Plan& plan, TensorPlan& tensor, const Statement& alloc, 
   const int64_t span_bytes = static_cast<int64_t>(
       dtypes::packed_size_bytes(dtype, static_cast<size_t>(l.span(layout::Axis::smem()))));
   placement.tile_bytes = (span_bytes + chunk - 1) / chunk * chunk;
-  placement.base_bytes = (end + 127) / 128 * 128;
+  const int64_t alignment = shared_tile_alignment(info.type);
+  placement.base_bytes = (end + alignment - 1) / alignment * alignment;
   end = placement.base_bytes + placement.tile_bytes;
   const int64_t budget = plan.program->shared_memory_bytes;
   if (budget > 0 && end > budget) {

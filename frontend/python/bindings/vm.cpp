@@ -324,10 +324,14 @@ void bind_instructions(py::module_& module) {
                   [](int result, int source, vm::ReduceOp op, int axis) {
                     return InstructionBox{vm::Reduce{id(result), id(source), op, axis}};
                   })
-      .def_static("dot",
-                  [](int accumulator, int a, int b) {
-                    return InstructionBox{vm::Dot{id(accumulator), id(a), id(b)}};
-                  })
+      .def_static(
+          "dot",
+          [](int accumulator, int a, int b, Offsets b_offsets, bool b_transposed) {
+            return InstructionBox{
+                vm::Dot{id(accumulator), id(a), id(b), std::move(b_offsets), b_transposed}};
+          },
+          py::arg("accumulator"), py::arg("a"), py::arg("b"), py::arg("b_offsets") = Offsets{},
+          py::arg("b_transposed") = false)
       .def_static(
           "shuffle",
           [](int result, int source, vm::ShuffleMode mode, Expr lane) {
