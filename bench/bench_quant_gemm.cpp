@@ -165,7 +165,8 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
     } else if (key == "wgmma") {
       config.wgmma = value != 0;
     } else if (key == "prefill") {
-      config.schedule = value != 0 ? examples::QuantSchedule::Prefill : examples::QuantSchedule::Decode;
+      config.schedule =
+          value != 0 ? examples::QuantSchedule::Prefill : examples::QuantSchedule::Decode;
     } else {
       throw std::invalid_argument("unknown override key '" + key + "'");
     }
@@ -299,10 +300,10 @@ int main(int argc, char** argv) {
           for (const auto& [m, variant] : cross(ms, variants)) {
             QuantGemmConfig config;
             try {
-              config = with_overrides(
-                  examples::choose_quant_gemm_config(m, n, k, weight, activation, group, false,
-                                                     device.multiprocessors),
-                  variant);
+              config = with_overrides(examples::choose_quant_gemm_config(
+                                          m, n, k, weight, activation, group, false,
+                                          device.multiprocessors, device.compute_capability),
+                                      variant);
               examples::check_quant_gemm_shape(config, m, n, k);
             } catch (const std::exception& error) {
               fmt::print("skip {} M={} K={} N={}: {}\n", type_name, m, k, n, error.what());

@@ -148,8 +148,9 @@ int run_on_gpu(const DemoOptions& options, std::ostream& out) {
   out << fmt::format("device: {} (sm_{}, {} SMs)\n", device.name, device.compute_capability,
                      device.multiprocessors);
   const Inputs in = make_inputs(options, n, k);
-  const examples::QuantGemmConfig config = examples::choose_quant_gemm_config(
-      m, n, k, options.weight, DataType::f16(), options.group, false, device.multiprocessors);
+  const examples::QuantGemmConfig config =
+      examples::choose_quant_gemm_config(m, n, k, options.weight, DataType::f16(), options.group,
+                                         false, device.multiprocessors, device.compute_capability);
   out << fmt::format(
       "quantized GEMM: C[{}, {}] = A[{}, {}] · dequant(W[{}, {}] {} g{})\n  kernel {}\n", m, n, m,
       k, k, n, options.weight.name(), options.group, config.name());

@@ -25,6 +25,13 @@ using layout::MmaTiling;
   throw QuantGemmError(fmt::format("quant_gemm {}: {}", config.name(), message));
 }
 
+// The k tiles one iteration of the kernel's loop covers: `unroll`, or a pair with wgmma (the A
+// fragments of the dot in flight and of the next one must be different registers: PTX leaves
+// undefined a write to a register an async wgmma still reads).
+int64_t k_tiles_per_iteration(const QuantGemmConfig& config) {
+  return config.wgmma ? 2 : config.unroll;
+}
+
 bool power_of_two(int64_t value) {
   return value > 0 && std::has_single_bit(static_cast<uint64_t>(value));
 }
@@ -123,8 +130,13 @@ void validate(const QuantGemmConfig& config) {
                                config.block_k * config.unroll));
     }
     if (config.block_m % 8 != 0 || config.block_m > 256) {
-      fail(config, fmt::format("wgmma: block_m {} must be a multiple of 8 up to 256",
-                               config.block_m));
+      fail(config,
+           fmt::format("wgmma: block_m {} must be a multiple of 8 up to 256", config.block_m));
+    }
+    if (config.stages < 3 || config.split_k != 1) {
+      fail(config, fmt::format("wgmma: stages {} (at least 3: the copies run stages - 2 "
+                               "iterations ahead) and split_k {} (1)",
+                               config.stages, config.split_k));
     }
   }
 }
@@ -278,11 +290,11 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
   const int64_t dot_m = transposed ? config.block_n : config.block_m;
   const int64_t dot_n = transposed ? config.block_m : config.block_n;
   // wgmma: one m16 row of fragments per warp (a warpgroup's m64), every warp across all of N.
-  const auto tiling =
-      config.wgmma ? std::optional<MmaTiling>(MmaTiling{dot_m, dot_n, config.block_k, config.warps,
-                                                        1, config.activation})
-                   : layout::choose_mma_tiling(dot_m, dot_n, config.block_k, config.warps,
-                                               config.activation);
+  const auto tiling = config.wgmma
+                          ? std::optional<MmaTiling>(MmaTiling{dot_m, dot_n, config.block_k,
+                                                               config.warps, 1, config.activation})
+                          : layout::choose_mma_tiling(dot_m, dot_n, config.block_k, config.warps,
+                                                      config.activation);
   if (!tiling) {
     fail(config, fmt::format("a {}x{}x{} tile over {} warps does not divide into mma atoms", dot_m,
                              dot_n, config.block_k, config.warps));
@@ -385,8 +397,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   Expr m = b.scalar("m");
   Expr n = b.scalar("n", i32, bn);
   // K is a whole number of split iterations and of groups (launch-time checked).
-  const int64_t k_divisor =
-      std::lcm(bk * config.split_k * config.unroll, per_channel ? int64_t{1} : config.group_size);
+  const int64_t k_divisor = std::lcm(bk * config.split_k * k_tiles_per_iteration(config),
+                                     per_channel ? int64_t{1} : config.group_size);
   Expr k = b.scalar("k", i32, k_divisor);
   if (persistent) {
     b.launch({config.persistent_blocks, cdiv(m, bm), 1}, config.warps);
@@ -557,6 +569,20 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     return fragments * column_values(s_ring, "scales");
   };
 
+  // The accumulated tile of C (C^T with weights_as_a) into C, or added into the workspace.
+  auto store_tile = [&](const Tensor& acc) {
+    Tensor result = acc;
+    if (transposed) {
+      result = b.permute(acc, {1, 0}, "acc_rows");
+      b.set_layout(result, transpose_layout(tiling.c_layout(), bn, bm));
+    }
+    if (split) {
+      b.atomic_add(C, {m0, n0}, result);
+    } else {
+      b.store(C, {m0, n0}, b.cast(result, act, "c_tile"));
+    }
+  };
+
   // The k iterations [t_begin, t_end) of column tile n0, accumulated and written. The loop runs
   // over iteration indices, not k: the addresses of its copies are then affine in the loop
   // variable, which LLVM turns into pointer increments.
@@ -587,10 +613,6 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     // (a row in the C fragments' column order, repeated over the rows) multiply into acc.
     Tensor sums = config.scale_after_mma ? b.zeros(acc_shape, f32, "part", tiling.c_layout()) : acc;
     for (int64_t u = 0; u < unroll; ++u) {
-      if (config.wgmma) {
-        b.dot(sums, weights_at(slot, u), a_ring, {slot * bm, u * bk}, /*transposed=*/true);
-        continue;
-      }
       Tensor a_tile = b.load_shared(a_ring, {slot * bm, u * bk}, {bm, bk}, "a_tile");
       Tensor weights = weights_at(slot, u);
       if (transposed) {
@@ -619,16 +641,41 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
     b.barrier();  // the slot is overwritten by a later iteration's copy
     loop.end();
-    Tensor result = acc;
-    if (transposed) {
-      result = b.permute(acc, {1, 0}, "acc_rows");
-      b.set_layout(result, transpose_layout(tiling.c_layout(), bn, bm));
+    store_tile(acc);
+  };
+
+  // wgmma: the dot of k tile t runs while the threads dequantize the weights of t + 1, so a
+  // slot is free again only two tiles later: the copies run stages - 2 tiles ahead, into the
+  // slot of tile t - 2, whose dot the previous tile's wait_dots 1 has seen complete (and the
+  // barrier, every warpgroup's). One barrier per tile; two tiles per iteration, whose weights
+  // are different tensors (k_tiles_per_iteration).
+  auto k_iterations_wgmma = [&](const Expr& t_begin, const Expr& t_end) {
+    Tensor acc = b.zeros({bn, bm}, f32, "acc", tiling.c_layout());
+    for (int64_t step = 0; step + 2 < stages; ++step) {
+      auto guard = b.if_(t_begin + step < t_end);
+      copy_iteration((t_begin + step) * chunk, step);
+      guard.end();
+      b.commit();
     }
-    if (split) {
-      b.atomic_add(C, {m0, n0}, result);
-    } else {
-      b.store(C, {m0, n0}, b.cast(result, act, "c_tile"));
+    auto loop = b.for_range(t_begin, t_end, 2, "t");
+    for (int64_t u = 0; u < 2; ++u) {
+      const Expr step = b.let(fmt::format("step{}", u), loop.var() + u - t_begin);
+      b.wait(static_cast<int>(stages - 3));
+      b.barrier();
+      {
+        const Expr ahead = b.let(fmt::format("t_ahead{}", u), loop.var() + (u + stages - 2));
+        auto prefetch = b.if_(ahead < t_end);
+        copy_iteration(ahead * chunk,
+                       b.let(fmt::format("slot_ahead{}", u), (step + (stages - 2)) % stages));
+      }
+      b.commit();
+      const Expr slot = b.let(fmt::format("slot{}", u), step % stages);
+      b.dot_async(acc, weights_at(slot, 0), a_ring, {slot * bm, 0}, /*transposed=*/true);
+      b.wait_dots(1);
     }
+    loop.end();
+    b.wait_dots(0);
+    store_tile(acc);
   };
 
   const Expr iterations = b.let("iterations", k / chunk);  // per column tile
@@ -652,7 +699,14 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   } else {
     const Expr k_chunk = b.let("k_chunk", k / config.split_k);
     const Expr t_begin = b.let("t_begin", b.block_id(2) * (k_chunk / chunk));
-    k_iterations(t_begin, t_begin + k_chunk / chunk);
+    if (config.wgmma) {
+      // At least one iteration (K ≥ 2 * block_k: check_quant_gemm_shape), which the loop's
+      // bound tells LLVM: a path that skips the loop would zero the accumulator registers outside
+      // the wgmma pipeline, and ptxas then serializes every wgmma (its warning C7515).
+      k_iterations_wgmma(t_begin, t_begin + max(k_chunk / chunk, Expr::int_constant(2)));
+    } else {
+      k_iterations(t_begin, t_begin + k_chunk / chunk);
+    }
   }
   return b.finish();
 }
@@ -688,10 +742,10 @@ void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n,
   if (config.group_size > 0 && k % config.group_size != 0) {
     fail(config, fmt::format("K={} is not a multiple of the group size {}", k, config.group_size));
   }
-  const int64_t k_step = config.block_k * config.split_k * config.unroll;
+  const int64_t k_step = config.block_k * config.split_k * k_tiles_per_iteration(config);
   if (k % k_step != 0) {
-    fail(config,
-         fmt::format("K={} is not a multiple of block_k * split_k * unroll = {}", k, k_step));
+    fail(config, fmt::format("K={} is not a multiple of block_k * split_k * {} = {}", k,
+                             config.wgmma ? "2 (wgmma)" : "unroll", k_step));
   }
   if (m > (int64_t{1} << 31) / std::max<int64_t>(k, n)) {
     fail(config, fmt::format("M={} is too large: M * max(N, K) must fit in 32 bits", m));
@@ -700,7 +754,7 @@ void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n,
 
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataType weight,
                                          DataType activation, int64_t group_size, bool zero_points,
-                                         int sm_count) {
+                                         int sm_count, int sm) {
   QuantGemmConfig config;
   config.weight = weight;
   config.activation = activation;
@@ -832,6 +886,32 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   }
   if (group_size > 0 && config.block_k % group_size != 0 && group_size % config.block_k != 0) {
     config.block_k = std::min(config.block_k, group_size);
+  }
+  // sm_90a: the prefill's transposed dot on wgmma, two warpgroups on 128 columns, 64-deep k
+  // tiles (one 128-byte swizzled row of activations), four stages. Measured on an H200 (same run,
+  // u4 K=8192 N=28672): M=4096 2.80 ms with 256-row tiles, 3.37 with 128, 5.34 on mma.sync; M=1024
+  // 0.70 / 0.85 / 1.37; M=256 198 / 248 / 367 us; M=128 128-row tiles 127 us against 224. K=4096
+  // N=6144: M=4096 315 / 376 / 605 us, M=1024 107 / 99 / 162, M=256 52 / 34 / 59. u8 alike.
+  // Stages: 3 ran 20-40% slower (the copies one tile ahead), 5 and 6 within 5% of 4.
+  // A 256-row tile does a 128-row tile's work twice in 0.83 of the time, but halves the blocks:
+  // it is taken where it needs fewer than 1 / (2 * 0.83) of the waves (one block per SM either
+  // way: 139 registers or more per thread).
+  const int64_t wgmma_k = 1024 / activation.bits();
+  if (sm == 90 && config.schedule == QuantSchedule::Prefill && n % 128 == 0 &&
+      k % (2 * wgmma_k) == 0 &&
+      (group_size == 0 || group_size % wgmma_k == 0 || wgmma_k % group_size == 0)) {
+    config.weights_as_a = true;
+    config.wgmma = true;
+    config.block_n = 128;
+    config.block_k = wgmma_k;
+    config.warps = 8;
+    config.unroll = 1;
+    config.stages = 4;
+    const auto waves = [&](int64_t rows) {
+      const int64_t blocks = n / 128 * ((m + rows - 1) / rows);
+      return (blocks + sm_count - 1) / sm_count;
+    };
+    config.block_m = waves(256) * 166 < waves(128) * 100 ? 256 : 128;
   }
   check_quant_gemm_shape(config, m, n, k);
   fragment_order(config);

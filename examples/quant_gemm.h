@@ -24,9 +24,9 @@
 //     tiles and no split.
 //
 // What a configuration requires of a call (check_quant_gemm_shape, before any launch):
-// N a multiple of block_n, K a multiple of block_k * split_k * unroll and of the group size
-// (which must be a multiple of 16 and divide block_k or be a multiple of it), M ≥ 1; A, W, the
-// scales and zero points 16-byte aligned (checked at launch).
+// N a multiple of block_n, K a multiple of block_k * split_k * unroll (of 2 * block_k with wgmma)
+// and of the group size (which must be a multiple of 16 and divide block_k or be a multiple of it),
+// M ≥ 1; A, W, the scales and zero points 16-byte aligned (checked at launch).
 #pragma once
 
 #include <cstdint>
@@ -135,10 +135,11 @@ vm::Program quant_gemm_finish(dtypes::DataType activation);
 
 // Picks a configuration for a call of shape (m, n, k) with the given weight: the decode
 // schedule up to M = 64 (K split until the grid has eight blocks per SM of `sm_count`), prefill
-// beyond. Throws QuantGemmError when no configuration fits the shape.
+// beyond, on wgmma where the kernel is for `sm` 90 (sm_90a; the default, 80, gives kernels every
+// target from sm_80 on runs). Throws QuantGemmError when no configuration fits the shape.
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, dtypes::DataType weight,
                                          dtypes::DataType activation, int64_t group_size,
-                                         bool zero_points, int sm_count = 132);
+                                         bool zero_points, int sm_count = 132, int sm = 80);
 
 // Throws QuantGemmError naming what the call (m, n, k) violates for `config`.
 void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n, int64_t k);

@@ -80,8 +80,11 @@ bool operator==(const Reduce& a, const Reduce& b) {
   return std::tie(a.result, a.source, a.op, a.axis) == std::tie(b.result, b.source, b.op, b.axis);
 }
 bool operator==(const Dot& a, const Dot& b) {
-  return std::tie(a.accumulator, a.a, a.b, a.b_offsets, a.b_transposed) ==
-         std::tie(b.accumulator, b.a, b.b, b.b_offsets, b.b_transposed);
+  return std::tie(a.accumulator, a.a, a.b, a.b_offsets, a.b_transposed, a.async) ==
+         std::tie(b.accumulator, b.a, b.b, b.b_offsets, b.b_transposed, b.async);
+}
+bool operator==(const WaitDots& a, const WaitDots& b) {
+  return a.pending == b.pending;
 }
 bool operator==(const Shuffle& a, const Shuffle& b) {
   return std::tie(a.result, a.source, a.mode, a.lane) ==

@@ -33,6 +33,7 @@ bool operator==(const Reshape& a, const Reshape& b);
 bool operator==(const Elementwise& a, const Elementwise& b);
 bool operator==(const Reduce& a, const Reduce& b);
 bool operator==(const Dot& a, const Dot& b);
+bool operator==(const WaitDots& a, const WaitDots& b);
 bool operator==(const Shuffle& a, const Shuffle& b);
 bool operator==(const AtomicAdd& a, const AtomicAdd& b);
 bool operator==(const Print& a, const Print& b);

@@ -1294,8 +1294,13 @@ class Parser {
         ++pos_;
         list(']', [&] { i.b_offsets.push_back(slot()); });
         i.b_transposed = accept_word("transposed");
+        i.async = accept_word("async");
       }
       return i;
+    }
+    if (m == "wait_dots") {
+      no_result(r, m);
+      return WaitDots{small_integer("a number of pending dots")};
     }
     if (m == "shuffle") {
       Shuffle i;

@@ -393,10 +393,11 @@ class Printer {
                     fmt::format("reduce {} {} axis {}", to_string(i.op), tensor(i.source), i.axis));
   }
   std::string line(const Dot& i) const {
-    return fmt::format("dot {}, {}, {}{}", tensor(i.accumulator), tensor(i.a),
+    return fmt::format("dot {}, {}, {}{}{}", tensor(i.accumulator), tensor(i.a),
                        i.b_offsets.empty() ? tensor(i.b) : access(i.b, i.b_offsets),
-                       i.b_transposed ? " transposed" : "");
+                       i.b_transposed ? " transposed" : "", i.async ? " async" : "");
   }
+  std::string line(const WaitDots& i) const { return fmt::format("wait_dots {}", i.pending); }
   std::string line(const Shuffle& i) {
     return defining(i.result, fmt::format("shuffle {} {} lane {}", to_string(i.mode),
                                           tensor(i.source), expr(i.lane)));

@@ -92,7 +92,8 @@
 //   %r = OP operand, … [: type]    OP: neg abs exp2 log2 rsqrt add sub mul div max min eq ne lt
 //                                  le gt ge fma where; operand: %tensor or a scalar expr
 //   %r = reduce (sum|max|min) %x 'axis' INT [: type]
-//   dot %acc, %a, %b['[' slots ']' ['transposed']]   (offsets: a shared b read in place)
+//   dot %acc, %a, %b['[' slots ']' ['transposed'] ['async']]   (offsets: a shared b in place)
+//   wait_dots INT
 //   %r = shuffle (xor|up|down|index) %x 'lane' slot [: type]
 //   atomic_add %g[slots], %v
 //   print STRING [, %x] [, expr]

@@ -121,6 +121,7 @@ struct MnemonicOf {
   std::string_view operator()(const Elementwise& e) const { return to_string(e.op); }
   std::string_view operator()(const Reduce&) const { return "reduce"; }
   std::string_view operator()(const Dot&) const { return "dot"; }
+  std::string_view operator()(const WaitDots&) const { return "wait_dots"; }
   std::string_view operator()(const Shuffle&) const { return "shuffle"; }
   std::string_view operator()(const AtomicAdd&) const { return "atomic_add"; }
   std::string_view operator()(const Print&) const { return "print"; }

@@ -219,12 +219,25 @@ struct Reduce {
 // b_transposed the box b[b_offsets + (n, k)] (a tile that holds B^T: the keys of attention's
 // Q·K^T, the activations of the quantized GEMM's transposed dot); the accumulator and a give its
 // extents. b_offsets is empty exactly when b is a register tensor.
+// A dot with a shared b may be `async` (wgmma.mma_async): it is issued as its own group and
+// completes at a later wait_dots. Until then its accumulator may be neither read nor written
+// except by further async dots into it (which queue behind it), and the bytes of b may not be
+// written (a may be redefined: a new definition is a new value, which codegen keeps apart); once it
+// has completed, a barrier must still separate its reads of b from another thread's writes. The
+// math overlaps what the threads do meanwhile (the dequantization of the next weights, the next
+// copies).
 struct Dot {
   TensorId accumulator;
   TensorId a;
   TensorId b;
   std::vector<Expr> b_offsets;
   bool b_transposed = false;
+  bool async = false;
+};
+// Waits until at most `pending` async dots of the block are still in flight (the oldest
+// complete first).
+struct WaitDots {
+  int pending = 0;
 };
 enum class ShuffleMode : uint8_t { Xor, Up, Down, Index };
 std::string_view to_string(ShuffleMode mode);
@@ -253,7 +266,7 @@ struct Print {
 using Instruction =
     std::variant<GlobalView, AllocShared, AllocRegister, LoadGlobal, StoreGlobal, LoadShared,
                  StoreShared, CopyAsync, CommitGroup, WaitGroup, Barrier, Cast, View, Slice, Repeat,
-                 Permute, Reshape, Elementwise, Reduce, Dot, Shuffle, AtomicAdd, Print>;
+                 Permute, Reshape, Elementwise, Reduce, Dot, WaitDots, Shuffle, AtomicAdd, Print>;
 // The text-format mnemonic: "global_view", "load_global", "dot", …
 std::string_view mnemonic(const Instruction& instruction);
 

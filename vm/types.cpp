@@ -1,5 +1,5 @@
-#include <algorithm>
 #include "vm/types.h"
+#include <algorithm>
 
 #include <fmt/format.h>
 

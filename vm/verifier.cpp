@@ -209,6 +209,9 @@ class Verifier {
     if (wait.pending < 0) error("wait_group: {} pending groups is negative", wait.pending);
   }
   void operator()(const Barrier&) {}
+  void operator()(const WaitDots& wait) {
+    if (wait.pending < 0) error("wait_dots: {} pending dots is negative", wait.pending);
+  }
 
   void operator()(const Cast& cast) {
     if (!use(cast.source, "source") || !define_or_update(cast.result)) return;
@@ -414,8 +417,9 @@ class Verifier {
                    name(dot.b), name(dot.b));
     }
     if (!shared_b && !dot.b_offsets.empty()) {
-      return error("dot: offsets are given for {}, which is a {} tensor; only a shared b takes them",
-                   name(dot.b), to_string(type_of(dot.b).scope));
+      return error(
+          "dot: offsets are given for {}, which is a {} tensor; only a shared b takes them",
+          name(dot.b), to_string(type_of(dot.b).scope));
     }
     if (!register_tensor(dot.a, "dot") || (!shared_b && !register_tensor(dot.b, "dot")) ||
         !register_tensor(dot.accumulator, "dot")) {
@@ -430,10 +434,12 @@ class Verifier {
                    shape_text(c.shape));
     }
     if (shared_b) {
-      const Shape box = dot.b_transposed ? Shape{c.shape[1], a.shape[1]} : Shape{a.shape[1], c.shape[1]};
+      const Shape box =
+          dot.b_transposed ? Shape{c.shape[1], a.shape[1]} : Shape{a.shape[1], c.shape[1]};
       if (offsets(dot.b_offsets, dot.b, "dot")) box_inside(dot.b_offsets, box, dot.b, "dot");
-    } else if (dot.b_transposed) {
-      error("dot: only a shared b can be read transposed ({} is a register tensor)", name(dot.b));
+    } else if (dot.b_transposed || dot.async) {
+      error("dot: only a shared b can be read {} ({} is a register tensor)",
+            dot.async ? "asynchronously" : "transposed", name(dot.b));
     } else if (a.shape[1] != b.shape[0]) {
       error("dot: k extent {} of {} does not match {} of {}", a.shape[1], name(dot.a), b.shape[0],
             name(dot.b));

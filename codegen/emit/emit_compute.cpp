@@ -823,6 +823,7 @@ void KernelEmitter::collect_mma_operands() {
     const auto* dot = std::get_if<vm::Dot>(&instruction);
     if (dot == nullptr) return;
     if (!dot->b_offsets.empty()) has_wgmma_dots_ = true;
+    if (dot->async) async_accumulators_.insert(dot->accumulator.index);
     const std::optional<MmaTiling> tiling = mma_tiling(program, target, *dot);
     if (!tiling) return;
     if (info(dot->a).type.layout == tiling->a_layout()) mma_operands[dot->a.index] = {*tiling, 'a'};
@@ -909,7 +910,8 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
   }
 }
 
-// ---- dot through wgmma ---------------------------------------------------------------------------
+// ---- dot through wgmma
+// ---------------------------------------------------------------------------
 
 // A dot whose b is a shared tile runs on sm_90a's wgmma.mma_async with a in registers and b read
 // from shared memory through a matrix descriptor. What it takes:
@@ -925,9 +927,9 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
 //     base is aligned to the swizzle period (vm::shared_tile_alignment), so the pattern the layout
 //     applies to tile offsets is the one wgmma applies to addresses.
 // Each dot is one fenced group (wgmma.fence; the m64nNk16 steps, N up to 256 per instruction;
-// commit; wait 0): the VM's dot is synchronous, and the warpgroups of the block (or of other
-// blocks) overlap one another's math instead. A cp.async.wait_group in such a kernel is followed
-// by fence.proxy.async, which makes the copied bytes visible to wgmma's reads (the async proxy).
+// commit), waited for at once (wait_group 0) or, for an async dot, at a later wait_dots. A
+// cp.async.wait_group in such a kernel is followed by fence.proxy.async, which makes the copied
+// bytes visible to wgmma's reads (the async proxy).
 void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const vm::TensorType& a_type = info(instruction.a).type;
   const vm::TensorType& c_type = info(instruction.accumulator).type;
@@ -958,8 +960,9 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   if (k % 16 != 0 || n % 8 != 0) fail(fmt::format("k {} (a multiple of 16), n {} (of 8)", k, n));
   const MmaTiling tiling{m, n, k, warps, 1, input};
   if (a_type.layout != tiling.a_layout() || c_type.layout != tiling.c_layout()) {
-    fail("a and the accumulator must be in the A and C fragments of MmaTiling{16 * warps, n, k, "
-         "warps, 1} (one m16 atom per warp)");
+    fail(
+        "a and the accumulator must be in the A and C fragments of MmaTiling{16 * warps, n, k, "
+        "warps, 1} (one m16 atom per warp)");
   }
   // b: K-major rows of the swizzle's width.
   auto single_stride = [&](size_t dimension) -> int64_t {
@@ -979,19 +982,23 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const layout::Swizzle& swizzle = b_tile.swizzle;
   int mode = 0;  // the descriptor's layout type: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte swizzle
   for (const auto& [bytes, code] : {std::pair{128, 1}, std::pair{64, 2}, std::pair{32, 3}}) {
-    if (row_bytes == bytes && swizzle == layout::Swizzle(std::countr_zero(unsigned(bytes)) - 4, 4, 3))
+    if (row_bytes == bytes &&
+        swizzle == layout::Swizzle(std::countr_zero(unsigned(bytes)) - 4, 4, 3))
       mode = code;
   }
   if (k_stride != 1 || mode == 0) {
-    fail(fmt::format("the tile of {} must hold each n as one row of k (k stride 1) of 32, 64 or "
-                     "128 bytes swizzled with the pattern of that width",
-                     info(instruction.b).name));
+    fail(
+        fmt::format("the tile of {} must hold each n as one row of k (k stride 1) of 32, 64 or "
+                    "128 bytes swizzled with the pattern of that width",
+                    info(instruction.b).name));
   }
-  if (divisor_of(instruction.b_offsets[0]) % 8 != 0 || divisor_of(instruction.b_offsets[1]) % 8 != 0) {
+  if (divisor_of(instruction.b_offsets[0]) % 8 != 0 ||
+      divisor_of(instruction.b_offsets[1]) % 8 != 0) {
     fail("the box of b must start at a multiple of 8 along k and along n");
   }
-  note(fmt::format("dot {}x{}x{}: wgmma m64n{}k16 {} -> f32, b from shared memory ({}-byte swizzle)",
-                   m, n, k, std::min<int64_t>(n, 256), input.name(), row_bytes));
+  note(
+      fmt::format("dot {}x{}x{}: wgmma m64n{}k16 {} -> f32, b from shared memory ({}-byte swizzle)",
+                  m, n, k, std::min<int64_t>(n, 256), input.name(), row_bytes));
   required_ptx_version_ = std::max(required_ptx_version_, 80);
 
   const RegisterTensor& c = reg(instruction.accumulator);
@@ -1019,8 +1026,7 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
       builder.CreateAdd(
           builder.CreateMul(scalar_i32(instruction.b_offsets[k_dimension]),
                             const_i32(element_bytes)),
-          builder.CreateMul(scalar_i32(instruction.b_offsets[n_dimension]),
-                            const_i32(row_bytes))));
+          builder.CreateMul(scalar_i32(instruction.b_offsets[n_dimension]), const_i32(row_bytes))));
   llvm::Value* box_address =
       builder.CreateAdd(builder.CreatePtrToInt(shared_pointer(const_i32(0)), i32()), box_start);
 
@@ -1058,8 +1064,8 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
       for (int64_t q = 0; q < 4; ++q)
         d.push_back(read_slot(c, tiling.c_slot(0, first / 8 + j) + q));
     for (int64_t s = 0; s < tiling.steps_k(); ++s) {
-      llvm::Value* start = builder.CreateAdd(
-          box_address, const_i32(s * 16 * element_bytes + first * row_bytes));
+      llvm::Value* start =
+          builder.CreateAdd(box_address, const_i32(s * 16 * element_bytes + first * row_bytes));
       llvm::Value* descriptor = builder.CreateOr(
           builder.CreateZExt(builder.CreateLShr(builder.CreateAnd(start, const_i32(0x3FFFF)), 4),
                              i64()),
@@ -1079,7 +1085,41 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
         write_slot(c, tiling.c_slot(0, first / 8 + j) + q, d[static_cast<size_t>(j * 4 + q)]);
   }
   sync_asm("wgmma.commit_group.sync.aligned;");
-  sync_asm("wgmma.wait_group.sync.aligned 0;");
+  if (!instruction.async) sync_asm("wgmma.wait_group.sync.aligned 0;");
+}
+
+// wgmma.wait_group, then every accumulator of an async dot passes through an empty asm: its
+// values as later instructions read them are the asm's results, which LLVM cannot compute
+// before the wait (it would otherwise be free to move arithmetic on the registers, which it
+// sees as ready when the wgmma returns, above the wait). The asm emits nothing.
+void KernelEmitter::emit(const vm::WaitDots& instruction) {
+  auto* void_type = llvm::FunctionType::get(builder.getVoidTy(), false);
+  builder
+      .CreateCall(void_type, llvm::InlineAsm::get(void_type,
+                                                  fmt::format("wgmma.wait_group.sync.aligned {};",
+                                                              instruction.pending),
+                                                  "~{memory}", true))
+      ->setConvergent();
+  for (int index : async_accumulators_) {
+    if (!registers_.contains(index)) continue;
+    const RegisterTensor& c = registers_.at(index);
+    const int64_t slots = c.map->slots;
+    std::vector<llvm::Type*> types(static_cast<size_t>(slots), builder.getFloatTy());
+    auto* result_type = llvm::StructType::get(context, types);
+    auto* asm_type = llvm::FunctionType::get(result_type, types, false);
+    std::string constraints;
+    for (int64_t r = 0; r < slots; ++r)
+      constraints += fmt::format("{}=f", r == 0 ? "" : ",");
+    for (int64_t r = 0; r < slots; ++r)
+      constraints += fmt::format(",{}", r);
+    std::vector<llvm::Value*> values;
+    for (int64_t r = 0; r < slots; ++r)
+      values.push_back(read_slot(c, r));
+    llvm::CallInst* pin =
+        builder.CreateCall(asm_type, llvm::InlineAsm::get(asm_type, "", constraints, true), values);
+    for (int64_t r = 0; r < slots; ++r)
+      write_slot(c, r, builder.CreateExtractValue(pin, {static_cast<unsigned>(r)}));
+  }
 }
 
 // ---- dot ----------------------------------------------------------------------------------------

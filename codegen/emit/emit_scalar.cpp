@@ -127,13 +127,15 @@ llvm::Value* KernelEmitter::scalar(const Expr& e) {
   const bool is_float = operand_type.is_float();
   const bool is_signed = operand_type.is_signed();
   using vm::BinaryOp;
+  // Signed index arithmetic does not wrap (the VM's rule, as C's): LLVM may then fold what it
+  // implies, such as `t0 < t0 + max(n, 1)` into true, which removes a loop's zero-trip path.
   switch (e.binary_op()) {
     case BinaryOp::Add:
-      return is_float ? builder.CreateFAdd(a, b) : builder.CreateAdd(a, b);
+      return is_float ? builder.CreateFAdd(a, b) : builder.CreateAdd(a, b, "", false, is_signed);
     case BinaryOp::Sub:
-      return is_float ? builder.CreateFSub(a, b) : builder.CreateSub(a, b);
+      return is_float ? builder.CreateFSub(a, b) : builder.CreateSub(a, b, "", false, is_signed);
     case BinaryOp::Mul:
-      return is_float ? builder.CreateFMul(a, b) : builder.CreateMul(a, b);
+      return is_float ? builder.CreateFMul(a, b) : builder.CreateMul(a, b, "", false, is_signed);
     case BinaryOp::Div:
       return builder.CreateFDiv(a, b);
     case BinaryOp::FloorDiv:

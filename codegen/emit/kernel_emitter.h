@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -275,6 +276,7 @@ class KernelEmitter {
   // allow it (emit_compute.cpp).
   bool emit_shuffle_reduce(const vm::Reduce& instruction, Accumulate& accumulate);
   void emit(const vm::Dot&);
+  void emit(const vm::WaitDots&);
   void emit(const vm::Shuffle&);
   void emit(const vm::Print&);
 
@@ -290,7 +292,8 @@ class KernelEmitter {
   void emit_mma(const vm::Dot& instruction, const MmaTiling& tiling);
   // A dot whose b is a shared tile read in place: wgmma.mma_async (see emit_compute.cpp).
   void emit_wgmma(const vm::Dot& instruction);
-  bool has_wgmma_dots_ = false;  // set by collect_mma_operands
+  bool has_wgmma_dots_ = false;       // set by collect_mma_operands
+  std::set<int> async_accumulators_;  // of async dots, by tensor index (collect_mma_operands)
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);

@@ -50,6 +50,7 @@ examples::QuantGemmConfig quant_gemm_config(const aot::Config& config) {
   c.min_blocks_per_sm =
       static_cast<int>(at_least(config, "min_blocks_per_sm", c.min_blocks_per_sm, 0, 32));
   c.weights_as_a = config.boolean("weights_as_a", c.weights_as_a);
+  c.wgmma = config.boolean("wgmma", c.wgmma);
   return c;
 }
 

@@ -999,7 +999,7 @@ void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor
   check_tensor(accumulator, "dot: accumulator", where);
   check_tensor(a, "dot: a", where);
   check_tensor(b, "dot: b", where);
-  emit(vm::Dot{accumulator.id_, a.id_, b.id_, {}, false}, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b.id_, {}, false, false}, where);
 }
 
 void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
@@ -1009,7 +1009,25 @@ void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor
   check_tensor(accumulator, "dot: accumulator", where);
   check_tensor(a, "dot: a", where);
   check_scope(b_tile, "dot: b", vm::Scope::Shared, where);
-  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed}, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed, false},
+       where);
+}
+
+void KernelBuilder::dot_async(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+                              const Scalars& b_offsets, bool transposed, Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  check_tensor(accumulator, "dot_async: accumulator", where);
+  check_tensor(a, "dot_async: a", where);
+  check_scope(b_tile, "dot_async: b", vm::Scope::Shared, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed, true},
+       where);
+}
+
+void KernelBuilder::wait_dots(int pending, Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  emit(vm::WaitDots{pending}, where);
 }
 
 Tensor KernelBuilder::shuffle(const Tensor& source, vm::ShuffleMode mode, const Scalar& lane,

@@ -271,6 +271,13 @@ class KernelBuilder {
   void dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
            const Scalars& b_offsets, bool transposed = false,
            Location location = Location::current());
+  // The same, issued asynchronously: it completes at a later wait_dots (vm::Dot's rules on what
+  // may touch its operands meanwhile).
+  void dot_async(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+                 const Scalars& b_offsets, bool transposed = false,
+                 Location location = Location::current());
+  // Waits until at most `pending` async dots are in flight.
+  void wait_dots(int pending, Location location = Location::current());
   Tensor shuffle(const Tensor& source, vm::ShuffleMode mode, const Scalar& lane,
                  std::string_view name = "", Location location = Location::current());
 

@@ -195,7 +195,7 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     wide.block_n = 128;
     wide.block_m = 32;
     wide.group_size = 0;
-    wide.stages = 2;
+    wide.stages = 5;
     run_case(wide, 30, 128, 128, 33);
   }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
@@ -281,6 +281,10 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.block_k = 128;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("must hold 128 bytes of activations"));
+  bad.block_k = 64;
+  bad.stages = 2;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("wgmma: stages 2 (at least 3"));
   CHECK_THAT(message_of([&] {
                examples::choose_quant_gemm_config(1, 100, 4096, DataType::uint(4), DataType::f16(),
                                                   128, false);
@@ -334,17 +338,24 @@ TEST_CASE("the decode and prefill kernels of every weight type assemble without 
             name != "f6e3m2" && name != "f8e4m3") {
           continue;
         }
+        const codegen::Target target = codegen::Target::parse(target_name);
         const QuantGemmConfig config = examples::choose_quant_gemm_config(
-            m, 8192, 8192, DataType::parse(type), DataType::f16(), 128, false);
+            m, 8192, 8192, DataType::parse(type), DataType::f16(), 128, false, 132, target.sm);
         INFO(config.name() << " for " << target_name);
         vm::Program program = examples::quant_gemm(config);
         vm::run_default_passes(program);
-        const codegen::CompiledKernel kernel =
-            codegen::compile(program, codegen::Target::parse(target_name));
-        CHECK(kernel.ptx.find("mma.sync.aligned.m16n8k16") != std::string::npos);
+        const codegen::CompiledKernel kernel = codegen::compile(program, target);
+        // sm_90a's prefill runs on wgmma, with the activations read in place by it.
+        const bool wgmma = target.has_wgmma() && m > 64;
+        CHECK(config.wgmma == wgmma);
+        CHECK(kernel.ptx.find(wgmma ? "wgmma.mma_async.sync.aligned.m64n"
+                                    : "mma.sync.aligned.m16n8k16") != std::string::npos);
         CHECK(kernel.ptx.find("cp.async") != std::string::npos);
         if (!assembles) continue;
         INFO(kernel.report.ptxas_log);
+        // ptxas serializes the wgmma pipeline when it finds other instructions writing the
+        // accumulators while it is in flight (its "Potential Performance Loss" C7515).
+        CHECK(kernel.report.ptxas_log.find("C7515") == std::string::npos);
         CHECK(kernel.report.spill_store_bytes == 0);
         CHECK(kernel.report.spill_load_bytes == 0);
       }

@@ -341,7 +341,7 @@ TEST_CASE("dot accumulates in k order, one rounding per step", "[interpreter]") 
     k.add(LoadGlobal{ra, ga, at({0, 0}), 0.0});
     k.add(LoadGlobal{rb, gb, at({0, 0}), 0.0});
     k.add(LoadGlobal{rc, gc, at({0, 0}), 0.0});
-    k.add(Dot{rc, ra, rb, {}, false});
+    k.add(Dot{rc, ra, rb, {}, false, false});
     k.add(StoreGlobal{gc, at({0, 0}), rc});
     std::vector<uint8_t> abytes = dtypes::pack(t.input, a), bbytes = dtypes::pack(t.input, b),
                          cbytes = dtypes::pack(t.accumulator, acc);
@@ -575,7 +575,7 @@ TEST_CASE("a tiled f16 GEMM through shared memory matches the reference", "[inte
   k.add(Barrier{}, &loop.body);
   k.add(LoadShared{ra, sa, at({0, 0})}, &loop.body);
   k.add(LoadShared{rb, sb, at({0, 0})}, &loop.body);
-  k.add(Dot{acc, ra, rb, {}, false}, &loop.body);
+  k.add(Dot{acc, ra, rb, {}, false, false}, &loop.body);
   k.add(Barrier{}, &loop.body);
   k.add(std::move(loop));
   k.add(StoreGlobal{gc, {row, col}, acc});

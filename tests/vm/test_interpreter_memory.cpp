@@ -150,7 +150,8 @@ TEST_CASE("shared memory through a swizzle: values round-trip, bytes sit where S
     const int out = k.pointer("out", t.dtype);
     const TensorId src = k.global("src", in, {c(t.shape[0]), c(t.shape[1])});
     const TensorId dst = k.global("dst", out, {c(t.shape[0]), c(t.shape[1])});
-    const TensorId pad = k.shared("pad", f32, {8});  // the swizzled tile starts at byte 128
+    // The swizzled tile starts at its swizzle period, byte 1024 (vm::shared_tile_alignment).
+    const TensorId pad = k.shared("pad", f32, {8});
     const TensorId tile = k.shared("tile", t.dtype, t.shape, Swizzle::bytes128());
     const TensorId r = k.registers("r", t.dtype, t.shape);
     // Read back by other threads than wrote it: element x goes to thread x % 128.
@@ -179,13 +180,13 @@ TEST_CASE("shared memory through a swizzle: values round-trip, bytes sit where S
     run(k.program, {HostBuffer{input.data(), bytes}, HostBuffer{output.data(), bytes}}, options);
     CHECK(output == input);
 
-    // Byte b of the row-major tile lives at 128 + swizzle(b).
-    REQUIRE(shared_bytes.size() == 128 + bytes);
+    // Byte b of the row-major tile lives at 1024 + swizzle(b).
+    REQUIRE(shared_bytes.size() == 1024 + bytes);
     size_t moved = 0;
     for (int64_t b = 0; b < static_cast<int64_t>(bytes); ++b) {
       const int64_t address = Swizzle::bytes128()(b);
       moved += address != b ? 1 : 0;
-      CHECK(shared_bytes[static_cast<size_t>(128 + address)] == input[static_cast<size_t>(b)]);
+      CHECK(shared_bytes[static_cast<size_t>(1024 + address)] == input[static_cast<size_t>(b)]);
     }
     CHECK(moved > bytes / 2);
   }

@@ -196,7 +196,7 @@ Program tiled_gemm() {
   loop.push_back(statement(Barrier{}));
   loop.push_back(statement(LoadShared{ra, As, {c(0), c(0)}}));
   loop.push_back(statement(LoadShared{rb, Bs, {c(0), c(0)}}));
-  loop.push_back(statement(Dot{acc, ra, rb, {}, false}, at("gemm.cpp", 31, 9)));
+  loop.push_back(statement(Dot{acc, ra, rb, {}, false, false}, at("gemm.cpp", 31, 9)));
   loop.push_back(statement(Barrier{}));
   p.body.push_back(
       statement(ForStmt{k0, c(0), k, c(32), std::move(loop), 2}, at("gemm.cpp", 24, 5, "gemm")));

@@ -76,7 +76,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
   s.add(AllocRegister{a, 0.0});
   s.add(AllocRegister{b, 0.0});
   s.add(AllocRegister{c, 0.0});
-  const int line = s.add(Dot{c, a, b, {}, false});
+  const int line = s.add(Dot{c, a, b, {}, false, false});
   CHECK(only_error(s.program) == "test.cpp:" + std::to_string(line) +
                                      ":1: error: in kernel 'gemm': dot: k extent 48 of %a does not "
                                      "match 64 of %b");
@@ -88,7 +88,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
   t.add(AllocRegister{a8, 0.0});
   t.add(AllocRegister{b16, 0.0});
   t.add(AllocRegister{c32, 0.0});
-  t.add(Dot{c32, a8, b16, {}, false});
+  t.add(Dot{c32, a8, b16, {}, false, false});
   CHECK_THAT(only_error(t.program), Contains("dot: i8 x f16 -> f32 is not supported"));
 
   // 8-bit inputs mix signedness (into i32) and fp8 formats (into f32), as mma.sync m16n8k32 does.
@@ -100,7 +100,7 @@ TEST_CASE("verifier: dot shapes and types", "[vm][verifier][errors]") {
     k.add(AllocRegister{lhs, 0.0});
     k.add(AllocRegister{rhs, 0.0});
     k.add(AllocRegister{sum, 0.0});
-    k.add(Dot{sum, lhs, rhs, {}, false});
+    k.add(Dot{sum, lhs, rhs, {}, false, false});
     return verify(k.program);
   };
   const DataType e4m3 = DataType::parse("f8e4m3");
@@ -238,7 +238,7 @@ TEST_CASE("verifier: memory instructions", "[vm][verifier][errors]") {
     s.shared("tile", f16, {64, 64});
     CHECK_THAT(
         only_error(s.program),
-        Contains("shared tiles need 8192 bytes (each rounded up to 128) but the budget is 1024"));
+        Contains("shared tiles need 8192 bytes (each aligned as placed) but the budget is 1024"));
   }
   {
     Kernel s = sketch("k");

@@ -13,7 +13,8 @@ Block::Block(const Plan& block_plan, BlockIndex block_index, SharedMemory& share
       index(block_index),
       shared(shared_memory),
       variables(static_cast<size_t>(std::max(0, block_plan.program->next_var_id))),
-      tensors(block_plan.program->tensors.size()) {
+      tensors(block_plan.program->tensors.size()),
+      accumulator_in_flight(block_plan.program->tensors.size(), 0) {
   // A new epoch makes the previous block's history stale; fresh zeros make a read of shared
   // memory nobody wrote deterministic, whichever host thread runs the block.
   ++shared.epoch;
@@ -27,6 +28,8 @@ Block::~Block() {
     for (const AsyncWrite& write : group)
       forget_shared_write(*this, write);
   }
+  for (const DotInFlight& dot : dots_in_flight)
+    forget_dot_reads(*this, dot);
 }
 
 std::string Block::statement_name(const Statement* statement) const {

@@ -90,7 +90,9 @@ struct SharedByteHistory {
   int64_t reader = -1;  // kManyReaders when several threads read it in read_epoch
   int64_t read_epoch = -1;
   const Statement* read_statement = nullptr;
-  int32_t pending_copies = 0;  // copy_async writes queued and not completed
+  int32_t pending_copies = 0;              // copy_async writes queued and not completed
+  int32_t pending_dot_reads = 0;           // async dots reading it that have not completed
+  const Statement* pending_dot = nullptr;  // the last of them
   const Statement* pending_statement = nullptr;
   int64_t pending_issue = -1;  // the copy_async execution that queued the last of them
   int64_t pending_thread = -1;
@@ -139,6 +141,15 @@ class Block {
   std::vector<AsyncWrite> open_group;                 // copies not yet committed
   int64_t copy_issues = 0;                            // copy_async executions so far
   std::deque<std::vector<AsyncWrite>> committed_groups;
+  // Async dots in flight, oldest first, and per tensor how many of them accumulate into it.
+  struct DotInFlight {
+    const Statement* statement = nullptr;
+    TensorId accumulator;
+    TensorId tile;
+    std::vector<int64_t> elements;  // the elements of b's tile it reads
+  };
+  std::deque<DotInFlight> dots_in_flight;
+  std::vector<int32_t> accumulator_in_flight;  // by TensorId
   std::vector<AtomicUpdate> atomics;
   std::string printed;
   const Statement* current = nullptr;  // the statement being executed, for messages
@@ -220,5 +231,11 @@ void write_shared(Block& block, TensorId tile, int64_t element, uint64_t code, i
 void queue_shared_write(Block& block, const AsyncWrite& write);
 void complete_shared_write(Block& block, const AsyncWrite& write);
 void forget_shared_write(Block& block, const AsyncWrite& write);
+// The bytes an async dot reads from shared memory: marked when it is issued (writing them is an
+// error until then), completed by wait_dots (then read by the whole block in this epoch: another
+// thread's write needs a barrier first), or forgotten when the block ends with it in flight.
+void mark_dot_reads(Block& block, const Block::DotInFlight& dot);
+void complete_dot_reads(Block& block, const Block::DotInFlight& dot);
+void forget_dot_reads(Block& block, const Block::DotInFlight& dot);
 
 }  // namespace nibble::vm::interp

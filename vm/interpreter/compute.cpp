@@ -316,7 +316,7 @@ void execute(Block& block, const Reduce& instruction) {
 // shared memory on behalf of its warpgroups): a write to it by any thread since the last barrier,
 // or a copy into it not yet waited for, is a hazard.
 std::vector<uint64_t> read_shared_operand(Block& block, const Dot& instruction, int64_t k_extent,
-                                          int64_t n_extent) {
+                                          int64_t n_extent, std::vector<int64_t>& elements) {
   block.defined(instruction.b, Scope::Shared);
   const std::vector<int64_t> offsets =
       block.evaluate_indices(instruction.b_offsets, 2, "the offsets of b");
@@ -327,8 +327,10 @@ std::vector<uint64_t> read_shared_operand(Block& block, const Dot& instruction, 
       const std::array<int64_t, 2> index =
           instruction.b_transposed ? std::array<int64_t, 2>{offsets[0] + n, offsets[1] + k}
                                    : std::array<int64_t, 2>{offsets[0] + k, offsets[1] + n};
+      const int64_t element = shared_element(block, instruction.b, index);
+      elements.push_back(element);
       codes[static_cast<size_t>(k * n_extent + n)] =
-          read_shared(block, instruction.b, shared_element(block, instruction.b, index), readers);
+          read_shared(block, instruction.b, element, readers);
     }
   }
   return codes;
@@ -344,8 +346,7 @@ void execute(Block& block, const Dot& instruction) {
   const bool shared_b = !instruction.b_offsets.empty();
   if (c.type.rank() != 2 || a.type.rank() != 2 || b.type.rank() != 2 ||
       a.type.shape[0] != c.type.shape[0] ||
-      (!shared_b &&
-       (b.type.shape[1] != c.type.shape[1] || a.type.shape[1] != b.type.shape[0]))) {
+      (!shared_b && (b.type.shape[1] != c.type.shape[1] || a.type.shape[1] != b.type.shape[0]))) {
     block.fail(fmt::format(
         "shapes {} · {} do not accumulate into {}", layout::shape_to_string(a.type.shape),
         layout::shape_to_string(b.type.shape), layout::shape_to_string(c.type.shape)));
@@ -360,8 +361,14 @@ void execute(Block& block, const Dot& instruction) {
     block.fail(fmt::format("{} · {} cannot accumulate into {}", at.name(), bt.name(), ct.name()));
   }
   const std::vector<uint64_t> a_codes = read_registers(block, instruction.a);
-  const std::vector<uint64_t> b_codes = shared_b ? read_shared_operand(block, instruction, k_extent, n_extent)
-                                                  : read_registers(block, instruction.b);
+  std::vector<int64_t> b_elements;
+  const std::vector<uint64_t> b_codes =
+      shared_b ? read_shared_operand(block, instruction, k_extent, n_extent, b_elements)
+               : read_registers(block, instruction.b);
+  // An async dot queues behind the async dots already accumulating into its accumulator.
+  const auto accumulator = static_cast<size_t>(instruction.accumulator.index);
+  const int32_t queued_behind = instruction.async ? block.accumulator_in_flight[accumulator] : 0;
+  block.accumulator_in_flight[accumulator] -= queued_behind;
   std::vector<uint64_t> codes = read_registers(block, instruction.accumulator);
   const auto fits_f32 = [](DataType t) {
     return t.mantissa_bits() <= 23 && t.exponent_bits() <= 8;
@@ -397,6 +404,27 @@ void execute(Block& block, const Dot& instruction) {
     }
   }
   write_registers(block, instruction.accumulator, codes);
+  block.accumulator_in_flight[accumulator] += queued_behind;
+  if (instruction.async) {
+    Block::DotInFlight dot{block.current, instruction.accumulator, instruction.b,
+                           std::move(b_elements)};
+    mark_dot_reads(block, dot);
+    ++block.accumulator_in_flight[accumulator];
+    block.dots_in_flight.push_back(std::move(dot));
+  }
+}
+
+// The oldest async dots complete until at most `pending` remain.
+void execute(Block& block, const WaitDots& instruction) {
+  if (instruction.pending < 0) {
+    block.fail(fmt::format("wait_dots {}: the count must be non-negative", instruction.pending));
+  }
+  while (block.dots_in_flight.size() > static_cast<size_t>(instruction.pending)) {
+    const Block::DotInFlight& dot = block.dots_in_flight.front();
+    complete_dot_reads(block, dot);
+    --block.accumulator_in_flight[static_cast<size_t>(dot.accumulator.index)];
+    block.dots_in_flight.pop_front();
+  }
 }
 
 // Per register slot, lane l of each warp takes the bits lane f(l) holds; a source lane outside

@@ -212,6 +212,12 @@ void execute(Block& block, const Print& instruction) {
 
 void run_block(Block& block) {
   run_body(block, block.program.body);
+  if (!block.dots_in_flight.empty()) {
+    block.current = block.dots_in_flight.back().statement;
+    block.fail(
+        "the kernel ends with this async dot in flight: its result is never waited for "
+        "(wait_dots 0)");
+  }
   block.current = nullptr;
 }
 

@@ -38,6 +38,7 @@ void execute(Block& block, const Reshape& instruction);
 void execute(Block& block, const Elementwise& instruction);
 void execute(Block& block, const Reduce& instruction);
 void execute(Block& block, const Dot& instruction);
+void execute(Block& block, const WaitDots& instruction);
 void execute(Block& block, const Shuffle& instruction);
 
 // debug

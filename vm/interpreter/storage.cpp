@@ -125,6 +125,12 @@ void write_bits(uint8_t* bytes, int64_t first_bit, int width, uint64_t code) {
 
 std::vector<uint64_t> read_registers(const Block& block, TensorId id) {
   const TensorState& state = block.defined(id, Scope::Register);
+  if (block.accumulator_in_flight[static_cast<size_t>(id.index)] > 0) {
+    block.fail(
+        fmt::format("'{}' is the accumulator of an async dot still in flight: wait_dots "
+                    "until it has completed before reading it",
+                    block.name(id)));
+  }
   const RegisterPlacement& placement = *block.tensor_plan(id).registers;
   const int bits = block.info(id).type.dtype.bits();
   std::vector<uint64_t> codes(placement.first.size());
@@ -139,6 +145,12 @@ void write_registers(Block& block, TensorId id, std::span<const uint64_t> codes)
   if (plan.info->type.scope != Scope::Register) {
     block.fail(fmt::format("the result '{}' is a {} tensor, not a register tensor", plan.info->name,
                            to_string(plan.info->type.scope)));
+  }
+  if (block.accumulator_in_flight[static_cast<size_t>(id.index)] > 0) {
+    block.fail(
+        fmt::format("'{}' is the accumulator of an async dot still in flight: wait_dots "
+                    "until it has completed before writing it",
+                    plan.info->name));
   }
   const RegisterPlacement& placement = *plan.registers;
   const DataType dtype = plan.info->type.dtype;
@@ -341,6 +353,12 @@ void check_write(const Block& block, TensorId tile, const ByteRange& range, int6
     if (history.pending_copies > 0 && !same_copy) {
       fail_pending(block, tile, byte, history, "overwritten");
     }
+    if (history.pending_dot_reads > 0) {
+      block.fail(
+          fmt::format("{} is overwritten while the async {} still reads it (wait_dots until it has "
+                      "completed, then barrier)",
+                      describe_byte(block, tile, byte), block.statement_name(history.pending_dot)));
+    }
     if (history.write_epoch == epoch && history.writer != thread) {
       fail_race(block, tile, byte, thread, "writes", history.writer, history.write_statement,
                 "wrote");
@@ -409,6 +427,38 @@ void complete_shared_write(Block& block, const AsyncWrite& write) {
   record_write(block, range, write.thread, write.statement);
   write_bits(block.shared.bytes.data(), range.first_bit, block.info(write.tile).type.dtype.bits(),
              write.code);
+}
+
+void mark_dot_reads(Block& block, const Block::DotInFlight& dot) {
+  for (int64_t element : dot.elements) {
+    const ByteRange range = bytes_of(block, dot.tile, element);
+    for (int64_t byte = range.begin; byte < range.end; ++byte) {
+      SharedByteHistory& history = block.shared.history[static_cast<size_t>(byte)];
+      ++history.pending_dot_reads;
+      history.pending_dot = dot.statement;
+    }
+  }
+}
+
+void complete_dot_reads(Block& block, const Block::DotInFlight& dot) {
+  for (int64_t element : dot.elements) {
+    const ByteRange range = bytes_of(block, dot.tile, element);
+    for (int64_t byte = range.begin; byte < range.end; ++byte) {
+      SharedByteHistory& history = block.shared.history[static_cast<size_t>(byte)];
+      --history.pending_dot_reads;
+      history.reader = kManyReaders;
+      history.read_epoch = block.shared.epoch;
+      history.read_statement = dot.statement;
+    }
+  }
+}
+
+void forget_dot_reads(Block& block, const Block::DotInFlight& dot) {
+  for (int64_t element : dot.elements) {
+    const ByteRange range = bytes_of(block, dot.tile, element);
+    for (int64_t byte = range.begin; byte < range.end; ++byte)
+      --block.shared.history[static_cast<size_t>(byte)].pending_dot_reads;
+  }
 }
 
 void forget_shared_write(Block& block, const AsyncWrite& write) {

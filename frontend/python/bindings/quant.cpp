@@ -221,13 +221,15 @@ void bind_quant(py::module_& module) {
       .def_readonly("scale_after_mma", &QuantGemmConfig::scale_after_mma)
       .def_readonly("min_blocks_per_sm", &QuantGemmConfig::min_blocks_per_sm)
       .def_readonly("weights_as_a", &QuantGemmConfig::weights_as_a)
+      .def_readonly("wgmma", &QuantGemmConfig::wgmma)
       .def_property_readonly("name", &QuantGemmConfig::name)
       .def("__repr__",
            [](const QuantGemmConfig& config) { return "<QuantGemmConfig " + config.name() + ">"; });
 
   module.def("choose_quant_gemm_config", &examples::choose_quant_gemm_config, py::arg("m"),
              py::arg("n"), py::arg("k"), py::arg("weight"), py::arg("activation"),
-             py::arg("group_size"), py::arg("zero_points"), py::arg("sm_count") = 132);
+             py::arg("group_size"), py::arg("zero_points"), py::arg("sm_count") = 132,
+             py::arg("sm") = 80);
   module.def("check_quant_gemm_shape", &examples::check_quant_gemm_shape, py::arg("config"),
              py::arg("m"), py::arg("n"), py::arg("k"));
 

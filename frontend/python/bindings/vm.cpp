@@ -326,12 +326,14 @@ void bind_instructions(py::module_& module) {
                   })
       .def_static(
           "dot",
-          [](int accumulator, int a, int b, Offsets b_offsets, bool b_transposed) {
-            return InstructionBox{
-                vm::Dot{id(accumulator), id(a), id(b), std::move(b_offsets), b_transposed}};
+          [](int accumulator, int a, int b, Offsets b_offsets, bool b_transposed,
+             bool asynchronous) {
+            return InstructionBox{vm::Dot{id(accumulator), id(a), id(b), std::move(b_offsets),
+                                          b_transposed, asynchronous}};
           },
           py::arg("accumulator"), py::arg("a"), py::arg("b"), py::arg("b_offsets") = Offsets{},
-          py::arg("b_transposed") = false)
+          py::arg("b_transposed") = false, py::arg("asynchronous") = false)
+      .def_static("wait_dots", [](int pending) { return InstructionBox{vm::WaitDots{pending}}; })
       .def_static(
           "shuffle",
           [](int result, int source, vm::ShuffleMode mode, Expr lane) {

@@ -32,6 +32,7 @@ _INTERPRETER_SM_COUNT = 132
 _configs: dict[tuple, Any] = {}  # shape bucket, weight, activation, … → QuantGemmConfig
 _devices: dict[tuple, Any] = {}  # (config, stream) → QuantGemmDevice
 _sm_count: Optional[int] = None
+_sm: Optional[int] = None  # the GPU's compute capability (90: sm_90a)
 
 
 def _interpret_requested() -> bool:
@@ -40,24 +41,26 @@ def _interpret_requested() -> bool:
 
 def _m_bucket(m: int) -> int:
     """The configurations of choose_quant_gemm_config change with M only at 16, 32 and 64
-    (decode tiles) and beyond 64 (prefill); one configuration serves each bucket."""
-    for bound in (16, 32, 64):
+    (decode tiles) and at 128 and 512 (prefill tiles); one configuration serves each bucket."""
+    for bound in (16, 32, 64, 128, 512):
         if m <= bound:
             return bound
-    return 65
+    return 513
 
 
-def choose_config(m: int, weight: QuantizedWeight, activation: str, sm_count: int):
-    """The configuration for a call with M rows of `activation`-type A on `weight`, chosen once
-    per shape bucket (see _m_bucket) and kept. Raises QuantGemmError when none fits (N not a
+def choose_config(m: int, weight: QuantizedWeight, activation: str, sm_count: int, sm: int = 80):
+    """The configuration for a call with M rows of `activation`-type A on `weight` on a GPU of
+    `sm_count` multiprocessors and architecture `sm` (90: the wgmma prefill), chosen once per
+    shape bucket (see _m_bucket) and kept. Raises QuantGemmError when none fits (N not a
     multiple of the tile, a group size the kernels do not take, …)."""
     k, n = weight.shape
     group = 0 if weight.per_channel else weight.group_size
-    key = (_m_bucket(m), n, k, weight.dtype.name, activation, group, weight.zero_points, sm_count)
+    key = (_m_bucket(m), n, k, weight.dtype.name, activation, group, weight.zero_points, sm_count,
+           sm)
     config = _configs.get(key)
     if config is None:
         config = _core.choose_quant_gemm_config(m, n, k, weight.dtype, _dtype(activation), group,
-                                                weight.zero_points, sm_count)
+                                                weight.zero_points, sm_count, sm)
         _configs[key] = config
     return config
 
@@ -78,6 +81,13 @@ def _multiprocessors() -> int:
     if _sm_count is None:
         _sm_count = int(_core.device_info()["multiprocessors"])
     return _sm_count
+
+
+def _compute_capability() -> int:
+    global _sm
+    if _sm is None:
+        _sm = int(_core.device_info()["compute_capability"])
+    return _sm
 
 
 def _is_torch_tensor(value) -> bool:
@@ -178,7 +188,7 @@ def _torch_matmul(a, weight: QuantizedWeight):
     c = torch.empty((m, n), dtype=a.dtype, device=a.device)
     if m == 0:
         return c.reshape(*lead, n)
-    config = choose_config(m, weight, activation, _multiprocessors())
+    config = choose_config(m, weight, activation, _multiprocessors(), _compute_capability())
     w_codes, w_scales, w_zeros = weight.on_device(config, a.device)  # checks scales vs A
     stream = torch.cuda.current_stream(a.device).cuda_stream
     gemm = _device_gemm(config, stream)
