@@ -133,10 +133,10 @@ void validate(const QuantGemmConfig& config) {
       fail(config,
            fmt::format("wgmma: block_m {} must be a multiple of 8 up to 256", config.block_m));
     }
-    if (config.stages < 3 || config.split_k != 1) {
-      fail(config, fmt::format("wgmma: stages {} (at least 3: the copies run stages - 2 "
-                               "iterations ahead) and split_k {} (1)",
-                               config.stages, config.split_k));
+    if (config.stages < 3) {
+      fail(config, fmt::format("wgmma: stages {} must be at least 3 (the copies run stages - 2 "
+                               "iterations ahead)",
+                               config.stages));
     }
   }
 }
@@ -887,31 +887,46 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   if (group_size > 0 && config.block_k % group_size != 0 && group_size % config.block_k != 0) {
     config.block_k = std::min(config.block_k, group_size);
   }
-  // sm_90a: the prefill's transposed dot on wgmma, two warpgroups on 128 columns, 64-deep k
+  // sm_90a, past M = 32: the transposed dot on wgmma, two warpgroups on 128 columns, 64-deep k
   // tiles (one 128-byte swizzled row of activations), four stages. Measured on an H200 (same run,
   // u4 K=8192 N=28672): M=4096 2.80 ms with 256-row tiles, 3.37 with 128, 5.34 on mma.sync; M=1024
   // 0.70 / 0.85 / 1.37; M=256 198 / 248 / 367 us; M=128 128-row tiles 127 us against 224. K=4096
   // N=6144: M=4096 315 / 376 / 605 us, M=1024 107 / 99 / 162, M=256 52 / 34 / 59. u8 alike.
-  // Stages: 3 ran 20-40% slower (the copies one tile ahead), 5 and 6 within 5% of 4.
+  // Stages: 3 ran 20-40% slower (the copies one tile ahead), 5 and 6 within 5% of 4. M=64 on
+  // 64-row tiles against the decode kernel (same run): u4 83.1 against 134.8 us at K=8192
+  // N=28672, u8 95.6 against 173.1.
   // A 256-row tile does a 128-row tile's work twice in 0.83 of the time, but halves the blocks:
   // it is taken where it needs fewer than 1 / (2 * 0.83) of the waves (one block per SM either
   // way: 139 registers or more per thread).
   const int64_t wgmma_k = 1024 / activation.bits();
-  if (sm == 90 && config.schedule == QuantSchedule::Prefill && n % 128 == 0 &&
-      k % (2 * wgmma_k) == 0 &&
+  if (sm == 90 && m > 32 && n % 128 == 0 && k % (2 * wgmma_k) == 0 &&
       (group_size == 0 || group_size % wgmma_k == 0 || wgmma_k % group_size == 0)) {
-    config.weights_as_a = true;
-    config.wgmma = true;
-    config.block_n = 128;
-    config.block_k = wgmma_k;
-    config.warps = 8;
-    config.unroll = 1;
-    config.stages = 4;
-    const auto waves = [&](int64_t rows) {
-      const int64_t blocks = n / 128 * ((m + rows - 1) / rows);
-      return (blocks + sm_count - 1) / sm_count;
-    };
-    config.block_m = waves(256) * 166 < waves(128) * 100 ? 256 : 128;
+    QuantGemmConfig wgmma;
+    wgmma.weight = weight;
+    wgmma.activation = activation;
+    wgmma.group_size = group_size;
+    wgmma.zero_points = zero_points;
+    wgmma.schedule = QuantSchedule::Prefill;
+    wgmma.weights_as_a = true;
+    wgmma.wgmma = true;
+    wgmma.block_n = 128;
+    wgmma.block_k = wgmma_k;
+    wgmma.warps = 8;
+    wgmma.stages = 4;
+    const auto blocks = [&](int64_t rows) { return n / 128 * ((m + rows - 1) / rows); };
+    const auto waves = [&](int64_t rows) { return (blocks(rows) + sm_count - 1) / sm_count; };
+    wgmma.block_m = m <= 64    ? 64
+                    : m <= 128 ? 128
+                               : (waves(256) * 166 < waves(128) * 100 ? 256 : 128);
+    // K split while the blocks fill at most half the SMs: u4 M=64 K=14336 N=4096 27.5 us with 4
+    // splits against 81.1 with none, K=4096 N=6144 18.1 with 2 against 26.8; M=256 K=14336
+    // N=4096 60.7 with 2 against 102.0; but 80 blocks (M=256 K=8192 N=10240) ran 114.4 us with 2
+    // against 96.3 with none (each split's sums go through the workspace).
+    while (blocks(wgmma.block_m) * wgmma.split_k * 2 <= sm_count &&
+           k % (2 * wgmma_k * wgmma.split_k * 2) == 0) {
+      wgmma.split_k *= 2;
+    }
+    config = wgmma;
   }
   check_quant_gemm_shape(config, m, n, k);
   fragment_order(config);

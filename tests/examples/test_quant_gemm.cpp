@@ -190,6 +190,9 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     zeros.zero_points = true;
     zeros.group_size = 32;
     run_case(zeros, 21, 64, 256, 32);
+    QuantGemmConfig split = config;  // partial sums through the workspace
+    split.split_k = 2;
+    run_case(split, 19, 128, 512, 34);
     QuantGemmConfig wide = config;
     wide.warps = 8;
     wide.block_n = 128;
@@ -284,7 +287,7 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.block_k = 64;
   bad.stages = 2;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
-             Catch::Contains("wgmma: stages 2 (at least 3"));
+             Catch::Contains("wgmma: stages 2 must be at least 3"));
   CHECK_THAT(message_of([&] {
                examples::choose_quant_gemm_config(1, 100, 4096, DataType::uint(4), DataType::f16(),
                                                   128, false);

@@ -64,6 +64,11 @@ const char* const kWeightTypes[] = {
     "u1", "u2", "u3", "u4", "u5", "u6",     "u7",     "u8",     "i1",     "i2",     "i3",
     "i4", "i5", "i6", "i7", "i8", "f4e2m1", "f6e3m2", "f6e2m3", "f8e4m3", "f8e5m2", "f5e2m2"};
 
+// The device's architecture, as the chooser takes it (90: the wgmma prefill).
+int device_sm() {
+  return runtime::Driver::get().device().compute_capability;
+}
+
 }  // namespace
 
 TEST_CASE("every weight type, decode and prefill, on the GPU", "[gpu][quant_gemm]") {
@@ -73,9 +78,15 @@ TEST_CASE("every weight type, decode and prefill, on the GPU", "[gpu][quant_gemm
     for (int64_t m : {1, 13, 200}) {
       const int64_t n = 256;
       const int64_t k = 1024;
-      const QuantGemmConfig config =
+      // The kernels for every target (mma.sync), and those chosen for this device where they
+      // differ (the wgmma prefill on sm_90a).
+      const QuantGemmConfig portable =
           examples::choose_quant_gemm_config(m, n, k, weight, DataType::f16(), 128, false);
-      run_case(config, m, n, k, 100 + static_cast<uint64_t>(m));
+      run_case(portable, m, n, k, 100 + static_cast<uint64_t>(m));
+      const QuantGemmConfig native = examples::choose_quant_gemm_config(
+          m, n, k, weight, DataType::f16(), 128, false, 132, device_sm());
+      if (native.name() != portable.name())
+        run_case(native, m, n, k, 110 + static_cast<uint64_t>(m));
     }
   }
 }
@@ -85,7 +96,7 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   for (int64_t group : {32, 64, 0}) {
     for (int64_t m : {1, 300}) {
       run_case(examples::choose_quant_gemm_config(m, 256, 1024, DataType::uint(4), DataType::f16(),
-                                                  group, false),
+                                                  group, false, 132, device_sm()),
                m, 256, 1024, 200);
     }
   }
@@ -97,7 +108,7 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   for (const char* type : {"u4", "i8", "f8e4m3", "u3", "f6e3m2"}) {
     for (int64_t m : {2, 130}) {
       run_case(examples::choose_quant_gemm_config(m, 256, 1024, DataType::parse(type),
-                                                  DataType::bf16(), 128, false),
+                                                  DataType::bf16(), 128, false, 132, device_sm()),
                m, 256, 1024, 202);
     }
   }
@@ -166,6 +177,9 @@ TEST_CASE("the transposed dot on wgmma (sm_90a)", "[gpu][quant_gemm]") {
   config.stages = 4;
   for (int64_t m : {1, 77, 300})
     run_case(config, m, 256, 1024, 300);
+  QuantGemmConfig tall = config;  // 256-row tiles: m64n256 instructions
+  tall.block_m = 256;
+  run_case(tall, 520, 128, 1024, 303);
   QuantGemmConfig small = config;
   small.warps = 4;
   small.block_n = 64;
