@@ -32,6 +32,8 @@ struct CodegenCase {
   // bit-exact.
   double rtol = 0;
   double atol = 0;
+  // The case needs wgmma: compiled for sm_90a only, run on sm_90 devices only.
+  bool wgmma = false;
 };
 
 // Every case; `filter` (a substring of the name) selects some.

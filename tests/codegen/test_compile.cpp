@@ -87,6 +87,7 @@ TEST_CASE("every codegen case compiles, verifies, assembles, and does not spill"
   if (!assembles) WARN("ptxas not found: PTX is generated but not assembled");
   for (const testing::CodegenCase& c : testing::codegen_cases()) {
     for (const codegen::Target& target : kTargets) {
+      if (c.wgmma && !target.has_wgmma()) continue;
       INFO(c.name << " for " << target.name());
       codegen::CompileOptions options;
       options.keep_llvm_ir = true;
@@ -488,6 +489,42 @@ TEST_CASE("SASS holds the intended instructions", "[codegen][sass]") {
   CHECK(quant.find("HMMA.16816.F32") != std::string::npos);
   CHECK(quant.find("LDL") == std::string::npos);
   CHECK(quant.find("STL") == std::string::npos);
+}
+
+TEST_CASE("a dot with a shared b runs on wgmma on sm_90a and is refused elsewhere", "[codegen]") {
+  const codegen::Target sm90 = codegen::Target::parse("sm_90a");
+  std::string ptx;
+  const std::string plain = case_notes("wgmma_dot_transposed", sm90, &ptx);
+  INFO(plain);
+  CHECK(plain.find("wgmma m64n32k16 f16 -> f32, b from shared memory (64-byte swizzle)") !=
+        std::string::npos);
+  CHECK(ptx.find("wgmma.fence.sync.aligned") != std::string::npos);
+  CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16") != std::string::npos);
+  CHECK(ptx.find("wgmma.wait_group.sync.aligned 0") != std::string::npos);
+  // Async: two groups, one wait; the copies' proxy fence only where cp.async waits exist.
+  case_notes("wgmma_dot_async", sm90, &ptx);
+  CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n16k16") != std::string::npos);
+  size_t commits = 0;
+  for (size_t at = ptx.find("wgmma.commit_group"); at != std::string::npos;
+       at = ptx.find("wgmma.commit_group", at + 1))
+    ++commits;
+  CHECK(commits == 2);
+
+  for (const testing::CodegenCase& c : testing::codegen_cases()) {
+    if (c.name != "wgmma_dot_transposed") continue;
+    CHECK_THROWS_WITH(codegen::compile(c.program, codegen::Target::parse("sm_80")),
+                      Catch::Contains("wgmma needs sm_90a, not sm_80"));
+    // The accumulator in another layout than the fragments wgmma writes.
+    vm::Program other = c.program;
+    for (vm::TensorInfo& tensor : other.tensors) {
+      if (tensor.name == "acc") {
+        tensor.type.layout =
+            layout::choose_mma_tiling(64, 32, 16, 4, dtypes::DataType::f16())->c_layout();
+      }
+    }
+    CHECK_THROWS_WITH(codegen::compile(other, sm90),
+                      Catch::Contains("must be in the A and C fragments"));
+  }
 }
 
 }  // namespace
