@@ -2,7 +2,8 @@
 //
 // A and C are f16 or bf16; W holds codes of any integer or small-float type of at most 8 bits
 // with one scale (of A's type) per group of `group_size` rows in each column, and optionally
-// zero points (examples/quant/quantize.h defines dequant exactly). The kernels run on mma.sync:
+// zero points (examples/quant/quantize.h defines dequant exactly). The kernels run on mma.sync,
+// or on sm_90a's wgmma past M = 32:
 //
 //   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
 //     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes (16 bytes for
@@ -21,7 +22,10 @@
 //     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace
 //     through atomics, and a second small kernel (quant_gemm_finish) rounds them into C and clears
 //     the workspace for the next call. The prefill schedule (large M: compute-bound) uses large
-//     tiles and no split.
+//     tiles and no split on mma.sync. Its wgmma form (config.wgmma) runs the transposed dot with
+//     the dequantized, scaled weights as wgmma's A operand in registers and the activation ring
+//     read in place by wgmma as B; each k tile's dot is async and overlaps the dequantization of
+//     the next; K is split (through the workspace) where the blocks fill at most half the SMs.
 //
 // What a configuration requires of a call (check_quant_gemm_shape, before any launch):
 // N a multiple of block_n, K a multiple of block_k * split_k * unroll (of 2 * block_k with wgmma)
