@@ -39,9 +39,10 @@ double milliseconds_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-vm::Program quant_gemm_u4(int64_t m) {
+// `sm` 80: the kernels for every target; 90: sm_90a's (the wgmma prefill).
+vm::Program quant_gemm_u4(int64_t m, int sm = 80) {
   return examples::quant_gemm(examples::choose_quant_gemm_config(
-      m, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false));
+      m, 8192, 8192, dtypes::DataType::uint(4), dtypes::DataType::f16(), 128, false, 132, sm));
 }
 
 double median(std::vector<double> values) {
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   fmt::print("device: {} (sm_{}), target {}\n", driver.device().name,
              driver.device().compute_capability, target.name());
 
-  const std::vector<std::pair<std::string, std::function<vm::Program()>>> kernels = {
+  std::vector<std::pair<std::string, std::function<vm::Program()>>> kernels = {
       {"vector_add", [] { return examples::vector_add(); }},
       {"softmax", [] { return examples::softmax(); }},
       {"gemm_f16", [] { return examples::gemm(); }},
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
       {"quant_gemm_decode", [] { return quant_gemm_u4(1); }},
       {"quant_gemm_prefill", [] { return quant_gemm_u4(4096); }},
   };
+  if (target.has_wgmma())
+    kernels.push_back({"quant_gemm_prefill_wgmma", [] { return quant_gemm_u4(4096, 90); }});
 
   // The process's first compile pays for LLVM's one-time initialization: report it apart.
   const auto cold_start = Clock::now();
