@@ -569,6 +569,17 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     return fragments * column_values(s_ring, "scales");
   };
 
+  // Before the loop: the copies of the first `count` iterations of [t_begin, t_end) into slots
+  // 0, 1, …, one commit group each.
+  auto copy_ahead = [&](const Expr& t_begin, const Expr& t_end, int64_t count) {
+    for (int64_t step = 0; step < count; ++step) {
+      auto guard = b.if_(t_begin + step < t_end);
+      copy_iteration((t_begin + step) * chunk, step);
+      guard.end();
+      b.commit();
+    }
+  };
+
   // The accumulated tile of C (C^T with weights_as_a) into C, or added into the workspace.
   auto store_tile = [&](const Tensor& acc) {
     Tensor result = acc;
@@ -589,12 +600,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   auto k_iterations = [&](const Expr& t_begin, const Expr& t_end) {
     const Shape acc_shape = transposed ? Shape{bn, bm} : Shape{bm, bn};
     Tensor acc = b.zeros(acc_shape, f32, "acc", tiling.c_layout());
-    for (int64_t step = 0; step + 1 < stages; ++step) {
-      auto guard = b.if_(t_begin + step < t_end);
-      copy_iteration((t_begin + step) * chunk, step);
-      guard.end();
-      b.commit();
-    }
+    copy_ahead(t_begin, t_end, stages - 1);
     auto loop = b.for_range(t_begin, t_end, 1, "t");
     const Expr t = loop.var();
     const Expr step = b.let("step", t - t_begin);
@@ -651,12 +657,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   // are different tensors (k_tiles_per_iteration).
   auto k_iterations_wgmma = [&](const Expr& t_begin, const Expr& t_end) {
     Tensor acc = b.zeros({bn, bm}, f32, "acc", tiling.c_layout());
-    for (int64_t step = 0; step + 2 < stages; ++step) {
-      auto guard = b.if_(t_begin + step < t_end);
-      copy_iteration((t_begin + step) * chunk, step);
-      guard.end();
-      b.commit();
-    }
+    copy_ahead(t_begin, t_end, stages - 2);
     auto loop = b.for_range(t_begin, t_end, 2, "t");
     for (int64_t u = 0; u < 2; ++u) {
       const Expr step = b.let(fmt::format("step{}", u), loop.var() + u - t_begin);

@@ -1004,23 +1004,23 @@ void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor
 
 void KernelBuilder::dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
                         const Scalars& b_offsets, bool transposed, Location location) {
-  const vm::SourceLocation where = to_vm(location);
-  check_open(where);
-  check_tensor(accumulator, "dot: accumulator", where);
-  check_tensor(a, "dot: a", where);
-  check_scope(b_tile, "dot: b", vm::Scope::Shared, where);
-  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed, false},
-       where);
+  shared_dot(accumulator, a, b_tile, b_offsets, transposed, false, to_vm(location));
 }
 
 void KernelBuilder::dot_async(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
                               const Scalars& b_offsets, bool transposed, Location location) {
-  const vm::SourceLocation where = to_vm(location);
+  shared_dot(accumulator, a, b_tile, b_offsets, transposed, true, to_vm(location));
+}
+
+void KernelBuilder::shared_dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+                               const Scalars& b_offsets, bool transposed, bool async,
+                               const vm::SourceLocation& where) {
+  const std::string op = async ? "dot_async" : "dot";
   check_open(where);
-  check_tensor(accumulator, "dot_async: accumulator", where);
-  check_tensor(a, "dot_async: a", where);
-  check_scope(b_tile, "dot_async: b", vm::Scope::Shared, where);
-  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed, true},
+  check_tensor(accumulator, op + ": accumulator", where);
+  check_tensor(a, op + ": a", where);
+  check_scope(b_tile, op + ": b", vm::Scope::Shared, where);
+  emit(vm::Dot{accumulator.id_, a.id_, b_tile.id_, resolve(b_offsets, where), transposed, async},
        where);
 }
 

@@ -346,6 +346,10 @@ class KernelBuilder {
                          Shape shape, const vm::SourceLocation& location);
   vm::Body& current_body();
   void emit(vm::Instruction instruction, const vm::SourceLocation& location);
+  // dot / dot_async with a shared b.
+  void shared_dot(const Tensor& accumulator, const Tensor& a, const Tensor& b_tile,
+                  const Scalars& b_offsets, bool transposed, bool async,
+                  const vm::SourceLocation& where);
 
   Tensor alloc_register_filled(const Shape& shape, DataType dtype, std::optional<double> fill,
                                std::string_view name, std::string_view fallback,
