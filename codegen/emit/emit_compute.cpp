@@ -910,8 +910,7 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
   }
 }
 
-// ---- dot through wgmma
-// ---------------------------------------------------------------------------
+// ---- dot through wgmma ------------------------------------------------------------------------
 
 // A dot whose b is a shared tile runs on sm_90a's wgmma.mma_async with a in registers and b read
 // from shared memory through a matrix descriptor. What it takes:
