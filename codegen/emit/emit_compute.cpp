@@ -926,9 +926,9 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
 //     base is aligned to the swizzle period (vm::shared_tile_alignment), so the pattern the layout
 //     applies to tile offsets is the one wgmma applies to addresses.
 // Each dot is one fenced group (wgmma.fence; the m64nNk16 steps, N up to 256 per instruction;
-// commit), waited for at once (wait_group 0) or, for an async dot, at a later wait_dots. A
-// cp.async.wait_group in such a kernel is followed by fence.proxy.async, which makes the copied
-// bytes visible to wgmma's reads (the async proxy).
+// commit), waited for at once (wait_group 0) or, for an async dot, at a later wait_dots. Every
+// barrier in such a kernel is preceded by fence.proxy.async (KernelEmitter::barrier): the shared
+// memory a thread wrote becomes visible to wgmma's reads (the async proxy).
 void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const vm::TensorType& a_type = info(instruction.a).type;
   const vm::TensorType& c_type = info(instruction.accumulator).type;

@@ -1329,16 +1329,6 @@ void KernelEmitter::emit(const vm::CommitGroup&) {
 void KernelEmitter::emit(const vm::WaitGroup& instruction) {
   builder.CreateIntrinsic(llvm::Intrinsic::nvvm_cp_async_wait_group, {},
                           {builder.getInt32(static_cast<uint32_t>(instruction.pending))});
-  // The copied bytes are written through the generic proxy; wgmma reads shared memory through
-  // the async proxy, which sees them only after this fence (before the barrier that hands them
-  // over).
-  if (has_wgmma_dots_) {
-    auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
-    builder
-        .CreateCall(type,
-                    llvm::InlineAsm::get(type, "fence.proxy.async.shared::cta;", "~{memory}", true))
-        ->setConvergent();
-  }
 }
 
 void KernelEmitter::emit(const vm::Barrier&) {

@@ -722,7 +722,18 @@ int64_t KernelEmitter::reserve_scratch(int64_t bytes) {
   return (tiles_end_ + 127) / 128 * 128;
 }
 
+// In a kernel whose dots read shared memory through wgmma, each thread first makes its own
+// shared-memory writes (stores, completed cp.async copies: the generic proxy) visible to the async
+// proxy wgmma reads through; the barrier then hands them to the other threads (the writer fences,
+// then the barrier, then the wgmma: the order the PTX memory model asks for).
 void KernelEmitter::barrier() {
+  if (has_wgmma_dots_) {
+    auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
+    builder
+        .CreateCall(type,
+                    llvm::InlineAsm::get(type, "fence.proxy.async.shared::cta;", "~{memory}", true))
+        ->setConvergent();
+  }
   builder.CreateIntrinsic(llvm::Intrinsic::nvvm_barrier0, {}, {});
 }
 

@@ -292,7 +292,7 @@ class KernelEmitter {
   void emit_mma(const vm::Dot& instruction, const MmaTiling& tiling);
   // A dot whose b is a shared tile read in place: wgmma.mma_async (see emit_compute.cpp).
   void emit_wgmma(const vm::Dot& instruction);
-  bool has_wgmma_dots_ = false;       // set by collect_mma_operands
+  bool has_wgmma_dots_ = false;  // set by collect_mma_operands; barriers then fence the proxies
   std::set<int> async_accumulators_;  // of async dots, by tensor index (collect_mma_operands)
   // ldmatrix for a load_shared whose result is an mma operand, when the tile allows; false when
   // it does not (the generic path then).
