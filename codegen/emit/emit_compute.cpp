@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "codegen/emit/kernel_emitter.h"
 
@@ -831,6 +832,30 @@ void KernelEmitter::collect_mma_operands() {
   });
 }
 
+std::vector<llvm::Value*> KernelEmitter::operand_slots(TensorId id,
+                                                       const layout::Layout& fragment) {
+  const RegisterMap& map = register_map(fragment, info(id).type.shape);
+  const std::vector<llvm::Value*> values = values_in(id, map);
+  std::vector<llvm::Value*> slots(static_cast<size_t>(map.slots), nullptr);
+  for (size_t e = 0; e < map.entries.size(); ++e)
+    slots[static_cast<size_t>(map.entries[e].slot)] = values[e];
+  for (llvm::Value* value : slots)
+    if (value == nullptr) unsupported("mma: an operand fragment slot holds no element");
+  return slots;
+}
+
+llvm::Value* KernelEmitter::operand_word(const std::vector<llvm::Value*>& slots, int64_t first,
+                                         int64_t per_register) {
+  llvm::Type* element = slots[static_cast<size_t>(first)]->getType();
+  llvm::Value* vector = llvm::PoisonValue::get(
+      llvm::FixedVectorType::get(element, static_cast<unsigned>(per_register)));
+  for (int64_t e = 0; e < per_register; ++e) {
+    vector = builder.CreateInsertElement(vector, slots[static_cast<size_t>(first + e)],
+                                         static_cast<uint64_t>(e));
+  }
+  return builder.CreateBitCast(vector, i32());
+}
+
 void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling) {
   const RegisterTensor& c = reg(instruction.accumulator);
   const DataType a_type = info(instruction.a).type.dtype;
@@ -843,31 +868,11 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
                    tiling.m, tiling.n, tiling.k, tiling.atom_k(), inputs, c.dtype.name(),
                    tiling.warps_m, tiling.warps_n, tiling.tiles_m(), tiling.tiles_n()));
   if (a_type.is_float() && a_type.bits() == 8) required_ptx_version_ = 84;
-  // The operands in their fragment layouts (a register renaming when they already are).
-  auto fragments = [&](TensorId id, const layout::Layout& fragment) {
-    const RegisterMap& map = register_map(fragment, info(id).type.shape);
-    const std::vector<llvm::Value*> values = values_in(id, map);
-    std::vector<llvm::Value*> slots(static_cast<size_t>(map.slots), nullptr);
-    for (size_t e = 0; e < map.entries.size(); ++e)
-      slots[static_cast<size_t>(map.entries[e].slot)] = values[e];
-    for (llvm::Value* value : slots)
-      if (value == nullptr) unsupported("mma: an operand fragment slot holds no element");
-    return slots;
-  };
-  const std::vector<llvm::Value*> a = fragments(instruction.a, tiling.a_layout());
-  const std::vector<llvm::Value*> b = fragments(instruction.b, tiling.b_layout());
-  // One 32-bit register of an operand: per_register() consecutive slots, the first in the low
-  // bits.
+  const std::vector<llvm::Value*> a = operand_slots(instruction.a, tiling.a_layout());
+  const std::vector<llvm::Value*> b = operand_slots(instruction.b, tiling.b_layout());
   const int64_t per_register = tiling.per_register();
   auto word = [&](const std::vector<llvm::Value*>& slots, int64_t first) {
-    llvm::Type* element = slots[static_cast<size_t>(first)]->getType();
-    llvm::Value* vector = llvm::PoisonValue::get(
-        llvm::FixedVectorType::get(element, static_cast<unsigned>(per_register)));
-    for (int64_t e = 0; e < per_register; ++e) {
-      vector = builder.CreateInsertElement(vector, slots[static_cast<size_t>(first + e)],
-                                           static_cast<uint64_t>(e));
-    }
-    return builder.CreateBitCast(vector, i32());
+    return operand_word(slots, first, per_register);
   };
   llvm::Type* accumulator = integer ? i32() : builder.getFloatTy();
   const char* accumulator_constraint = integer ? "r" : "f";
@@ -980,10 +985,11 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const int64_t row_bytes = single_stride(n_dimension) * element_bytes;
   const layout::Swizzle& swizzle = b_tile.swizzle;
   int mode = 0;  // the descriptor's layout type: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte swizzle
-  for (const auto& [bytes, code] : {std::pair{128, 1}, std::pair{64, 2}, std::pair{32, 3}}) {
-    if (row_bytes == bytes &&
-        swizzle == layout::Swizzle(std::countr_zero(unsigned(bytes)) - 4, 4, 3))
-      mode = code;
+  using layout::Swizzle;
+  for (const auto& [bytes, pattern, code] :
+       {std::tuple{128, Swizzle::bytes128(), 1}, std::tuple{64, Swizzle::bytes64(), 2},
+        std::tuple{32, Swizzle::bytes32(), 3}}) {
+    if (row_bytes == bytes && swizzle == pattern) mode = code;
   }
   if (k_stride != 1 || mode == 0) {
     fail(
@@ -1001,19 +1007,7 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   required_ptx_version_ = std::max(required_ptx_version_, 80);
 
   const RegisterTensor& c = reg(instruction.accumulator);
-  const RegisterMap& a_map = register_map(tiling.a_layout(), a_type.shape);
-  const std::vector<llvm::Value*> a_values = values_in(instruction.a, a_map);
-  std::vector<llvm::Value*> a_slots(static_cast<size_t>(a_map.slots), nullptr);
-  for (size_t e = 0; e < a_map.entries.size(); ++e)
-    a_slots[static_cast<size_t>(a_map.entries[e].slot)] = a_values[e];
-  auto a_word = [&](int64_t first) {
-    llvm::Value* vector = llvm::PoisonValue::get(
-        llvm::FixedVectorType::get(a_slots[static_cast<size_t>(first)]->getType(), 2));
-    for (int64_t e = 0; e < 2; ++e)
-      vector = builder.CreateInsertElement(vector, a_slots[static_cast<size_t>(first + e)],
-                                           static_cast<uint64_t>(e));
-    return builder.CreateBitCast(vector, i32());
-  };
+  const std::vector<llvm::Value*> a_slots = operand_slots(instruction.a, tiling.a_layout());
 
   // The descriptor's constant part: leading byte offset 1 (unused by K-major swizzled layouts),
   // stride byte offset 8 rows, the swizzle mode; the start address (16-byte units) is added.
@@ -1029,12 +1023,7 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   llvm::Value* box_address =
       builder.CreateAdd(builder.CreatePtrToInt(shared_pointer(const_i32(0)), i32()), box_start);
 
-  auto* void_type = llvm::FunctionType::get(builder.getVoidTy(), false);
-  auto sync_asm = [&](const char* text) {
-    builder.CreateCall(void_type, llvm::InlineAsm::get(void_type, text, "~{memory}", true))
-        ->setConvergent();
-  };
-  sync_asm("wgmma.fence.sync.aligned;");
+  emit_statement_asm("wgmma.fence.sync.aligned;");
   const int64_t chunk = std::min<int64_t>(n, 256);
   if (n % chunk != 0) fail(fmt::format("n {} is not a multiple of {}", n, chunk));
   const int64_t registers = chunk / 2;  // f32 accumulators per thread per instruction
@@ -1071,7 +1060,7 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
           const_i64(static_cast<int64_t>(descriptor_constant)));
       std::vector<llvm::Value*> arguments;
       for (int64_t r = 0; r < 4; ++r)
-        arguments.push_back(a_word(tiling.a_slot(0, s) + 2 * r));
+        arguments.push_back(operand_word(a_slots, tiling.a_slot(0, s) + 2 * r, 2));
       arguments.push_back(descriptor);
       arguments.insert(arguments.end(), d.begin(), d.end());
       llvm::CallInst* call = builder.CreateCall(asm_type, wgmma, arguments);
@@ -1083,8 +1072,8 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
       for (int64_t q = 0; q < 4; ++q)
         write_slot(c, tiling.c_slot(0, first / 8 + j) + q, d[static_cast<size_t>(j * 4 + q)]);
   }
-  sync_asm("wgmma.commit_group.sync.aligned;");
-  if (!instruction.async) sync_asm("wgmma.wait_group.sync.aligned 0;");
+  emit_statement_asm("wgmma.commit_group.sync.aligned;");
+  if (!instruction.async) emit_statement_asm("wgmma.wait_group.sync.aligned 0;");
 }
 
 // wgmma.wait_group, then every accumulator of an async dot passes through an empty asm: its
@@ -1092,13 +1081,7 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
 // before the wait (it would otherwise be free to move arithmetic on the registers, which it
 // sees as ready when the wgmma returns, above the wait). The asm emits nothing.
 void KernelEmitter::emit(const vm::WaitDots& instruction) {
-  auto* void_type = llvm::FunctionType::get(builder.getVoidTy(), false);
-  builder
-      .CreateCall(void_type, llvm::InlineAsm::get(void_type,
-                                                  fmt::format("wgmma.wait_group.sync.aligned {};",
-                                                              instruction.pending),
-                                                  "~{memory}", true))
-      ->setConvergent();
+  emit_statement_asm(fmt::format("wgmma.wait_group.sync.aligned {};", instruction.pending));
   for (int index : async_accumulators_) {
     if (!registers_.contains(index)) continue;
     const RegisterTensor& c = registers_.at(index);

@@ -203,15 +203,16 @@ std::unique_ptr<llvm::Module> KernelEmitter::emit() {
 void KernelEmitter::emit_grid_dependency() {
   if (target.sm < 90 || (!program.early_trigger && !program.dependent_launch)) return;
   required_ptx_version_ = std::max(required_ptx_version_, 78);
-  auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
-  auto emit_asm = [&](const char* text) {
-    builder.CreateCall(type, llvm::InlineAsm::get(type, text, "~{memory}", true))->setConvergent();
-  };
-  if (program.dependent_launch) emit_asm("griddepcontrol.wait;");
-  if (program.early_trigger) emit_asm("griddepcontrol.launch_dependents;");
+  if (program.dependent_launch) emit_statement_asm("griddepcontrol.wait;");
+  if (program.early_trigger) emit_statement_asm("griddepcontrol.launch_dependents;");
   note(fmt::format("grid dependency:{}{}",
                    program.dependent_launch ? " waits for the previous kernel" : "",
                    program.early_trigger ? " lets the next kernel launch early" : ""));
+}
+
+void KernelEmitter::emit_statement_asm(const std::string& text) {
+  auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
+  builder.CreateCall(type, llvm::InlineAsm::get(type, text, "~{memory}", true))->setConvergent();
 }
 
 // ---- statements -----------------------------------------------------------------------------
@@ -727,13 +728,7 @@ int64_t KernelEmitter::reserve_scratch(int64_t bytes) {
 // proxy wgmma reads through; the barrier then hands them to the other threads (the writer fences,
 // then the barrier, then the wgmma: the order the PTX memory model asks for).
 void KernelEmitter::barrier() {
-  if (has_wgmma_dots_) {
-    auto* type = llvm::FunctionType::get(builder.getVoidTy(), false);
-    builder
-        .CreateCall(type,
-                    llvm::InlineAsm::get(type, "fence.proxy.async.shared::cta;", "~{memory}", true))
-        ->setConvergent();
-  }
+  if (has_wgmma_dots_) emit_statement_asm("fence.proxy.async.shared::cta;");
   builder.CreateIntrinsic(llvm::Intrinsic::nvvm_barrier0, {}, {});
 }
 

@@ -298,6 +298,15 @@ class KernelEmitter {
   // it does not (the generic path then).
   bool emit_ldmatrix(const vm::LoadShared& instruction, const MmaOperand& operand);
   void emit_grid_dependency();
+  // An inline-asm statement without operands (griddepcontrol, wgmma.fence/commit/wait, proxy
+  // fences): a memory barrier to LLVM, and convergent (a warp's threads execute it together).
+  void emit_statement_asm(const std::string& text);
+  // The values of an mma/wgmma operand in the register slots of `fragment` (a renaming when the
+  // tensor already has that layout), and one 32-bit operand register: `per_register`
+  // consecutive slots from `first`, the first in the low bits.
+  std::vector<llvm::Value*> operand_slots(TensorId id, const layout::Layout& fragment);
+  llvm::Value* operand_word(const std::vector<llvm::Value*>& slots, int64_t first,
+                            int64_t per_register);
   // ldmatrix.sync.aligned.m8n8.x{count}[.trans]: the `count` 32-bit words of the lane.
   std::vector<llvm::Value*> load_matrices(int count, bool transpose, llvm::Value* address);
   // ldmatrix for any other load_shared of a 16-bit tensor whose register words are the 8x8
