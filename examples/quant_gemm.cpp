@@ -32,6 +32,13 @@ int64_t k_tiles_per_iteration(const QuantGemmConfig& config) {
   return config.wgmma ? 2 : config.unroll;
 }
 
+// The share of the slots of the waves `blocks` take, `slots` at a time, that hold a block: 1 when
+// the last wave is full.
+double wave_efficiency(int64_t blocks, int64_t slots) {
+  const int64_t waves = (blocks + slots - 1) / slots;
+  return static_cast<double>(blocks) / static_cast<double>(waves * slots);
+}
+
 bool power_of_two(int64_t value) {
   return value > 0 && std::has_single_bit(static_cast<uint64_t>(value));
 }
@@ -485,13 +492,27 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   const int64_t stages = config.stages;
   const int64_t unroll = config.unroll;
   const int64_t chunk = bk * unroll;  // the k extent of one iteration
-  const Swizzle swizzle = chunk * act.bits() / 8 >= 128  ? Swizzle::bytes128()
-                          : chunk * act.bits() / 8 >= 64 ? Swizzle::bytes64()
-                                                         : Swizzle::bytes32();
+  // ldmatrix reads a 16-byte unit of 8 consecutive rows: the swizzle XORs the rows' low three
+  // bits into the unit index of a 128-byte window, so that the 8 units fall in distinct banks.
+  // Rows of 256 bytes (two 64-deep k tiles per iteration) take the row bits from bit 8, not
+  // bit 7 as the 128-byte pattern does (which left a 2-way conflict on every ldmatrix).
+  const int64_t a_row_bytes = chunk * act.bits() / 8;
+  const Swizzle swizzle = a_row_bytes >= 128  ? Swizzle(3, 4, log2_of(a_row_bytes) - 4)
+                          : a_row_bytes >= 64 ? Swizzle::bytes64()
+                                              : Swizzle::bytes32();
   // With wgmma, each row of A is one swizzled 128-byte row of k: wgmma's B operand K-major,
   // read in place (transposed: the tile holds B^T).
   Tensor a_ring = b.alloc_shared({stages * bm, chunk}, act, "a_ring", swizzle);
-  Tensor w_ring = b.alloc_shared({stages * unroll, 1, tile_bytes}, u8, "w_ring");
+  // Each thread reads its run back 16 bytes at a time, and a quarter warp's 8 units must fall in
+  // distinct banks. Runs of 2^p units put 8 / 2^p threads in a 128-byte window: the swizzle XORs
+  // the bits of the thread index above that window into the unit index (runs of an odd number of
+  // units need none; the tests check every weight type's pattern).
+  const int run_unit_bits =
+      run_bytes % 16 == 0 ? std::countr_zero(static_cast<uint64_t>(run_bytes / 16)) : 0;
+  const Swizzle w_swizzle = run_unit_bits > 0
+                                ? Swizzle(std::min(run_unit_bits, 3), 4, std::max(run_unit_bits, 3))
+                                : Swizzle::none();
+  Tensor w_ring = b.alloc_shared({stages * unroll, 1, tile_bytes}, u8, "w_ring", w_swizzle);
   // Per k tile, the scale rows it spans (one row when a group covers several tiles); the tiles
   // of an iteration that lies in one group share theirs (copied and read once).
   const int64_t scale_tiles = (per_channel || config.group_size % chunk == 0) ? 1 : unroll;
@@ -880,6 +901,18 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     if (!zero_points && transposed && transposed->warps_n == 1) {
       config.weights_as_a = true;
       config.block_m = rows;
+    }
+    // 4-bit integer weights on 8-row tiles take 69 registers on sm_90a: 7 blocks per SM, or 8
+    // when held to 64 (no spills). The grid takes whichever wastes less of its last wave. Measured
+    // on an H200 (u4 M=1, same run): K=28672 N=8192 (2048 blocks: 2.2 waves of 7, 1.9 of 8) 34.2 us
+    // with 8 against 36.5; K=8192 N=28672 and N=57344 (1792 blocks: 1.9 waves of 7, 1.7 of 8) 34.3
+    // and 62.4 with 7 against 35.1 and 64.4.
+    if (sm == 90 && config.weights_as_a && config.block_m == 8 && weight.is_integer() &&
+        bits == 4 && config.unroll == 2) {
+      const int64_t blocks = n / config.block_n * config.split_k;
+      if (wave_efficiency(blocks, 8 * sm_count) > wave_efficiency(blocks, 7 * sm_count)) {
+        config.min_blocks_per_sm = 8;
+      }
     }
   }
   if (group_size > 0 && group_size < 16) {

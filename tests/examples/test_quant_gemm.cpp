@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <random>
+#include <set>
+#include <stdexcept>
 
 #include "codegen/compile.h"
 #include "codegen/ptxas.h"
@@ -326,6 +328,67 @@ TEST_CASE("the re-packed weights round-trip", "[examples][quant_gemm]") {
     for (int64_t column = 0; column < 128; ++column)
       mismatches += codes[static_cast<size_t>(row * 128 + column)] != p.weight.code(row, column);
   CHECK(mismatches == 0);
+}
+
+// The shared tile of `program` named `name`.
+const vm::TensorType& shared_tile(const vm::Program& program, const std::string& name) {
+  for (const vm::TensorInfo& info : program.tensors)
+    if (info.name == name && info.type.scope == vm::Scope::Shared) return info.type;
+  FAIL("no shared tile " << name);
+  throw std::logic_error("unreachable");
+}
+
+// Whether 8 accesses of 16 bytes at these byte offsets of a tile fall in 8 distinct bank groups
+// (a quarter warp's 16-byte loads, or ldmatrix's 8 row addresses, in one shared-memory wavefront).
+bool conflict_free(const layout::Swizzle& swizzle, const std::vector<int64_t>& offsets) {
+  std::set<int64_t> groups;
+  for (int64_t offset : offsets)
+    groups.insert(swizzle(offset) / 16 % 8);
+  return groups.size() == offsets.size();
+}
+
+TEST_CASE("the shared rings are read without bank conflicts", "[examples][quant_gemm]") {
+  for (const char* type : kWeightTypes) {
+    for (const int64_t m : {1, 16, 64, 4096}) {
+      for (const int sm : {80, 90}) {
+        const QuantGemmConfig config = examples::choose_quant_gemm_config(
+            m, 8192, 8192, DataType::parse(type), DataType::f16(), 128, false, 132, sm);
+        INFO(config.name() << " for sm_" << sm);
+        const vm::Program program = examples::quant_gemm(config);
+        // Each thread reads its run of W back 16 bytes at a time (the runs lie thread after
+        // thread); the second tile of the ring checks the swizzle across tiles too. (Runs of a
+        // length that is not a multiple of 16 bytes, odd widths on prefill tiles, are read in
+        // narrower pieces: not checked here.)
+        const vm::TensorType& w_ring = shared_tile(program, "w_ring");
+        const examples::FragmentOrder order = examples::fragment_order(config);
+        const int64_t run_bytes =
+            order.per_thread * examples::stored_weight_type(config).bits() / 8;
+        const int64_t tile_bytes = w_ring.shape.back();
+        for (int64_t tile = 0; run_bytes % 16 == 0 && tile < std::min<int64_t>(2, w_ring.shape[0]);
+             ++tile)
+          for (int64_t first = 0; first < order.threads; first += 8)
+            for (int64_t piece = 0; piece < run_bytes / 16; ++piece) {
+              std::vector<int64_t> offsets;
+              for (int64_t t = first; t < first + 8; ++t)
+                offsets.push_back(tile * tile_bytes + t * run_bytes + piece * 16);
+              INFO("W tile " << tile << ", threads " << first << "-" << first + 7 << ", piece "
+                             << piece);
+              REQUIRE(conflict_free(w_ring.swizzle, offsets));
+            }
+        // ldmatrix (and wgmma) read a 16-byte unit of 8 consecutive rows of A.
+        const vm::TensorType& a_ring = shared_tile(program, "a_ring");
+        const int64_t row_bytes = a_ring.shape[1] * config.activation.bits() / 8;
+        for (int64_t first = 0; first < a_ring.shape[0]; first += 8)
+          for (int64_t unit = 0; unit < row_bytes / 16; ++unit) {
+            std::vector<int64_t> offsets;
+            for (int64_t row = first; row < first + 8; ++row)
+              offsets.push_back(row * row_bytes + unit * 16);
+            INFO("A rows " << first << "-" << first + 7 << ", unit " << unit);
+            REQUIRE(conflict_free(a_ring.swizzle, offsets));
+          }
+      }
+    }
+  }
 }
 
 TEST_CASE("the decode and prefill kernels of every weight type assemble without spills",
