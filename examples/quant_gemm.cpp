@@ -111,11 +111,11 @@ void validate(const QuantGemmConfig& config) {
     fail(config, "persistent_blocks needs the decode schedule and split_k 1");
   }
   if (config.scale_after_mma) {
-    const int64_t chunk = config.block_k * config.unroll;
+    const int64_t chunk = config.block_k * k_tiles_per_iteration(config);
     if (config.schedule != QuantSchedule::Decode ||
         (config.group_size > 0 && config.group_size % chunk != 0)) {
       fail(config, fmt::format("scale_after_mma needs the decode schedule and a group size that "
-                               "is a multiple of block_k * unroll = {}",
+                               "is a multiple of the k extent of an iteration, {}",
                                chunk));
     }
   }
@@ -123,12 +123,16 @@ void validate(const QuantGemmConfig& config) {
     fail(config, "weights_as_a needs scale_after_mma and no zero points (or wgmma)");
   }
   if (config.wgmma) {
-    if (config.schedule != QuantSchedule::Prefill || !config.weights_as_a) {
-      fail(config, "wgmma needs the prefill schedule and weights_as_a");
+    if (!config.weights_as_a || config.persistent_blocks > 0) {
+      fail(config, "wgmma needs weights_as_a (and no persistent_blocks)");
     }
-    if (config.warps % 4 != 0 || config.block_n != 16 * config.warps) {
-      fail(config, fmt::format("wgmma: block_n {} must be 16 * warps with whole warpgroups ({} "
-                               "warps)",
+    if (config.schedule == QuantSchedule::Decode &&
+        (!config.scale_after_mma || config.zero_points)) {
+      fail(config, "wgmma decode needs scale_after_mma (and no zero points)");
+    }
+    if (config.warps % 4 != 0 || config.block_n % (16 * config.warps) != 0) {
+      fail(config, fmt::format("wgmma: block_n {} must be a multiple of 16 * warps with whole "
+                               "warpgroups ({} warps)",
                                config.block_n, config.warps));
     }
     if (config.block_k * config.unroll * config.activation.bits() != 8 * 128) {
@@ -296,7 +300,8 @@ FragmentOrder fragment_order(const QuantGemmConfig& config) {
   const bool transposed = config.weights_as_a;
   const int64_t dot_m = transposed ? config.block_n : config.block_m;
   const int64_t dot_n = transposed ? config.block_m : config.block_n;
-  // wgmma: one m16 row of fragments per warp (a warpgroup's m64), every warp across all of N.
+  // wgmma: m16 rows of fragments over the warps (atom i of a warpgroup's four warps is one m64),
+  // every warp across all of N.
   const auto tiling = config.wgmma
                           ? std::optional<MmaTiling>(MmaTiling{dot_m, dot_n, config.block_k,
                                                                config.warps, 1, config.activation})
@@ -615,6 +620,18 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
   };
 
+  // acc += part · the group scales of ring slot `slot`, with weights_as_a: the scales of the rows
+  // of C^T, each repeated along its row.
+  auto scale_into = [&](const Tensor& acc, const Tensor& part, const Expr& slot) {
+    Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
+    b.set_layout(scales, accumulator_rows_layout(tiling));
+    Tensor column = b.reshape(b.cast(scales, f32, "group_scales_f32"), {bn, 1}, "scale_column");
+    b.set_layout(column, accumulator_rows_layout(tiling));
+    Tensor spread = b.repeat(column, bm, 1, "group_scale_tile");
+    b.set_layout(spread, tiling.c_layout());
+    b.assign(acc, fma(part, spread, acc));
+  };
+
   // The k iterations [t_begin, t_end) of column tile n0, accumulated and written. The loop runs
   // over iteration indices, not k: the addresses of its copies are then affine in the loop
   // variable, which LLVM turns into pointer increments.
@@ -651,14 +668,8 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
         b.dot(sums, a_tile, weights);
       }
     }
-    if (transposed && config.scale_after_mma) {  // the scales of the rows of C^T
-      Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
-      b.set_layout(scales, accumulator_rows_layout(tiling));
-      Tensor column = b.reshape(b.cast(scales, f32, "group_scales_f32"), {bn, 1}, "scale_column");
-      b.set_layout(column, accumulator_rows_layout(tiling));
-      Tensor spread = b.repeat(column, bm, 1, "group_scale_tile");
-      b.set_layout(spread, tiling.c_layout());
-      b.assign(acc, fma(sums, spread, acc));
+    if (transposed && config.scale_after_mma) {
+      scale_into(acc, sums, slot);
     } else if (config.scale_after_mma) {
       Tensor scales = b.load_shared(s_ring, {slot, 0}, {1, bn}, "group_scales");
       b.set_layout(scales, accumulator_columns_layout(tiling));
@@ -675,9 +686,17 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   // slot is free again only two tiles later: the copies run stages - 2 tiles ahead, into the
   // slot of tile t - 2, whose dot the previous tile's wait_dots 1 has seen complete (and the
   // barrier, every warpgroup's). One barrier per tile; two tiles per iteration, whose weights
-  // are different tensors (k_tiles_per_iteration).
+  // are different tensors (k_tiles_per_iteration): a dot's A registers stay untouched until a
+  // wait has seen it complete.
+  // With scale_after_mma (decode) the pair's dots sum into `part`, in one group; the next pair's
+  // first tile is dequantized while they run, then waited for, and `part` scaled into acc (with
+  // the scales of the pair's second tile, whose slot the next copy has not yet reached) and
+  // cleared before that tile's dot.
   auto k_iterations_wgmma = [&](const Expr& t_begin, const Expr& t_end) {
+    const bool scale_after = config.scale_after_mma;
     Tensor acc = b.zeros({bn, bm}, f32, "acc", tiling.c_layout());
+    std::optional<Tensor> part;
+    if (scale_after) part = b.zeros({bn, bm}, f32, "part", tiling.c_layout());
     copy_ahead(t_begin, t_end, stages - 2);
     auto loop = b.for_range(t_begin, t_end, 2, "t");
     for (int64_t u = 0; u < 2; ++u) {
@@ -692,11 +711,23 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
       }
       b.commit();
       const Expr slot = b.let(fmt::format("slot{}", u), step % stages);
-      b.dot_async(acc, weights_at(slot, 0), a_ring, {slot * bm, 0}, /*transposed=*/true);
-      b.wait_dots(1);
+      Tensor weights = weights_at(slot, 0);
+      if (scale_after && u == 0) {
+        b.wait_dots(0);
+        auto after_first = b.if_(step > 0);
+        scale_into(acc, *part, (step - 1) % stages);
+        after_first.end();
+        // Cleared in place (an allocation is not assigned): 0 whatever it held, NaN included.
+        const Expr zero = Expr::float_constant(0.0);
+        b.assign(*part, where(eq(*part, *part), zero, zero));
+      }
+      b.dot_async(scale_after ? *part : acc, weights, a_ring, {slot * bm, 0},
+                  /*transposed=*/true);
+      if (!scale_after || u == 1) b.wait_dots(1);
     }
     loop.end();
     b.wait_dots(0);
+    if (scale_after) scale_into(acc, *part, (t_end - 1 - t_begin) % stages);
     store_tile(acc);
   };
 
@@ -921,8 +952,8 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   if (group_size > 0 && config.block_k % group_size != 0 && group_size % config.block_k != 0) {
     config.block_k = std::min(config.block_k, group_size);
   }
-  // sm_90a, past M = 32: the transposed dot on wgmma, two warpgroups on 128 columns, 64-deep k
-  // tiles (one 128-byte swizzled row of activations), four stages. Measured on an H200 (same run,
+  // sm_90a, past M = 32: the transposed dot on wgmma, 128 columns, 64-deep k tiles (one 128-byte
+  // swizzled row of activations), four stages. Measured on an H200 (same run,
   // u4 K=8192 N=28672): M=4096 2.80 ms with 256-row tiles, 3.37 with 128, 5.34 on mma.sync; M=1024
   // 0.70 / 0.85 / 1.37; M=256 198 / 248 / 367 us; M=128 128-row tiles 127 us against 224. K=4096
   // N=6144: M=4096 315 / 376 / 605 us, M=1024 107 / 99 / 162, M=256 52 / 34 / 59. u8 alike.
@@ -933,20 +964,20 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   // it is taken where it needs fewer than 1 / (2 * 0.83) of the waves (one block per SM either
   // way: 139 registers or more per thread).
   const int64_t wgmma_k = 1024 / activation.bits();
-  if (sm == 90 && m > 32 && n % 128 == 0 && k % (2 * wgmma_k) == 0 &&
+  const bool wgmma_fits = sm == 90 && n % 128 == 0 && k % (2 * wgmma_k) == 0;
+  QuantGemmConfig wgmma;
+  wgmma.weight = weight;
+  wgmma.activation = activation;
+  wgmma.group_size = group_size;
+  wgmma.zero_points = zero_points;
+  wgmma.weights_as_a = true;
+  wgmma.wgmma = true;
+  wgmma.block_n = 128;
+  wgmma.block_k = wgmma_k;
+  wgmma.stages = 4;
+  if (wgmma_fits && m > 32 &&
       (group_size == 0 || group_size % wgmma_k == 0 || wgmma_k % group_size == 0)) {
-    QuantGemmConfig wgmma;
-    wgmma.weight = weight;
-    wgmma.activation = activation;
-    wgmma.group_size = group_size;
-    wgmma.zero_points = zero_points;
     wgmma.schedule = QuantSchedule::Prefill;
-    wgmma.weights_as_a = true;
-    wgmma.wgmma = true;
-    wgmma.block_n = 128;
-    wgmma.block_k = wgmma_k;
-    wgmma.warps = 8;
-    wgmma.stages = 4;
     const auto blocks = [&](int64_t rows) { return n / 128 * ((m + rows - 1) / rows); };
     const auto waves = [&](int64_t rows) { return (blocks(rows) + sm_count - 1) / sm_count; };
     wgmma.block_m = m <= 64    ? 64
@@ -958,6 +989,32 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // against 96.3 with none (each split's sums go through the workspace).
     while (blocks(wgmma.block_m) * wgmma.split_k * 2 <= sm_count &&
            k % (2 * wgmma_k * wgmma.split_k * 2) == 0) {
+      wgmma.split_k *= 2;
+    }
+    // Up to 128 rows, one warpgroup (two m64 atoms of columns per warp) where the blocks fill
+    // the SMs, else two. Measured on an H200 (same run, K=8192 N=28672, 224 blocks): M=64 u4
+    // 75.7 us with 4 warps against 81.0 with 8, u8 85.6 against 88.8, u3 89.2 against 90.6; M=128
+    // u4 116.9 against 126.3, u8 128.1 against 133.6, u3 126.4 against 137.4. K=4096 N=6144 (96
+    // blocks of split 2): M=128 u4 25.8 against 23.8, M=64 within 2%.
+    wgmma.warps = wgmma.block_m <= 128 && blocks(wgmma.block_m) >= sm_count ? 4 : 8;
+    config = wgmma;
+  } else if (wgmma_fits && (m > 16 || (m > 8 && weight.bits() >= 5)) && !zero_points &&
+             group_size % (2 * wgmma_k) == 0) {
+    // Decode on wgmma, 16- and 32-row tiles: each pair of k tiles sums into a partial product
+    // that the group's scales multiply into the accumulator (scale_after_mma), 128 columns over
+    // one warpgroup. K split while the blocks stay within 8 per SM and each keeps 8 k tiles.
+    // Measured on an H200 (same run, K=8192 N=28672, against the mma.sync decode): M=32 u4
+    // 55.7 us against 62.1, u8 82.7 against 88.7, u3 67.5 against 78.3, f6e3m2 68.2 against
+    // 81.8, f4e2m1 63.4 against 75.8, u1 51.1 against 56.6; M=16 u8 63.1 against 65.9, f6e3m2
+    // 55.4 against 59.7, f8e4m3 62.5 against 68.2, u5 56.7 against 62.3, but u4 43.5 against
+    // 42.6, u3 53.6 against 50.9, u2 39.8 against 39.2 (mma.sync kept for at most 4 bits).
+    // K=4096 N=6144 M=16, 8 splits: u4 10.4 against 10.8, u8 11.8 against 12.9.
+    wgmma.schedule = QuantSchedule::Decode;
+    wgmma.scale_after_mma = true;
+    wgmma.warps = 4;
+    wgmma.block_m = m <= 16 ? 16 : 32;
+    while (n / 128 * wgmma.split_k * 2 <= 8 * sm_count &&
+           k % (2 * wgmma_k * wgmma.split_k * 2) == 0 && k / (wgmma_k * wgmma.split_k * 2) >= 8) {
       wgmma.split_k *= 2;
     }
     config = wgmma;

@@ -3,7 +3,7 @@
 // A and C are f16 or bf16; W holds codes of any integer or small-float type of at most 8 bits
 // with one scale (of A's type) per group of `group_size` rows in each column, and optionally
 // zero points (examples/quant/quantize.h defines dequant exactly). The kernels run on mma.sync,
-// or on sm_90a's wgmma past M = 32:
+// or on sm_90a's wgmma past M = 16 (past 8 for weights of 5 bits or more):
 //
 //   - W is re-packed offline (repack_weight) so that each thread of a block reads its B
 //     fragments of a whole [block_k, block_n] tile as one contiguous run of bytes (16 bytes for
@@ -26,6 +26,8 @@
 //     the dequantized, scaled weights as wgmma's A operand in registers and the activation ring
 //     read in place by wgmma as B; each k tile's dot is async and overlaps the dequantization of
 //     the next; K is split (through the workspace) where the blocks fill at most half the SMs.
+//     The decode's wgmma form dots the unscaled weights and scales each pair of k tiles' partial
+//     product into the accumulator while the next pair's dots run.
 //
 // What a configuration requires of a call (check_quant_gemm_shape, before any launch):
 // N a multiple of block_n, K a multiple of block_k * split_k * unroll (of 2 * block_k with wgmma)
@@ -70,18 +72,20 @@ struct QuantGemmConfig {
   bool scale_after_mma = false;
   // > 0: registers held to what this many blocks per SM allow (vm::Program::min_blocks_per_sm).
   int min_blocks_per_sm = 0;
-  // Decode with scale_after_mma and no zero points, or prefill with wgmma: the dot runs transposed,
+  // Decode with scale_after_mma and no zero points, or wgmma: the dot runs transposed,
   // C^T[block_n, block_m] += dequant(W)^T · A^T, so the dequantized weights are the mma's A
   // operand and the activations its B operand. A tile of block_m = 8 rows is then one n8 atom:
   // for M ≤ 8 half the activation traffic through shared memory and half the mma instructions
   // of a 16-row tile whose rows past M are zeros.
   bool weights_as_a = false;
-  // Prefill with weights_as_a, sm_90a only: the transposed dot runs on wgmma, the dequantized
-  // weights its A operand in registers and the activation tile its B operand, read by wgmma from
-  // shared memory where cp.async left it (K-major rows of 128 bytes, 128-byte swizzle). Needs
-  // block_n = 16 * warps (one m16 row of fragments per warp, whole warpgroups), block_k * unroll
-  // = 128 bytes of activations, and block_m a multiple of 8 up to 256. The weights are scaled
-  // (and zero points subtracted) before the dot, as in the other prefill kernels.
+  // With weights_as_a, sm_90a only: the transposed dot runs on wgmma, the dequantized weights its
+  // A operand in registers and the activation tile its B operand, read by wgmma from shared
+  // memory where cp.async left it (K-major rows of 128 bytes, 128-byte swizzle). Needs block_n a
+  // multiple of 16 * warps (m16 rows of fragments over the warps of whole warpgroups), block_k *
+  // unroll = 128 bytes of activations, and block_m a multiple of 8 up to 256. Prefill scales the
+  // weights (and subtracts zero points) before the dot, as the other prefill kernels do; decode
+  // takes scale_after_mma, each pair of k tiles (one iteration) in one group, its partial sum
+  // scaled into the accumulator while the next pair's dots run.
   bool wgmma = false;
 
   // Partial sums meet in the f32 workspace (split K or persistent blocks), and
@@ -139,8 +143,9 @@ vm::Program quant_gemm_finish(dtypes::DataType activation);
 
 // Picks a configuration for a call of shape (m, n, k) with the given weight: the decode
 // schedule up to M = 64 (K split until the grid has eight blocks per SM of `sm_count`), prefill
-// beyond, on wgmma where the kernel is for `sm` 90 (sm_90a; the default, 80, gives kernels every
-// target from sm_80 on runs). Throws QuantGemmError when no configuration fits the shape.
+// beyond; on wgmma where the kernel is for `sm` 90 (sm_90a; the default, 80, gives kernels every
+// target from sm_80 on runs): prefill past M = 32, decode past M = 16 (past 8 for weights of 5
+// bits or more). Throws QuantGemmError when no configuration fits the shape.
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, dtypes::DataType weight,
                                          dtypes::DataType activation, int64_t group_size,
                                          bool zero_points, int sm_count = 132, int sm = 80);

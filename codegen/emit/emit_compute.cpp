@@ -920,10 +920,10 @@ void KernelEmitter::emit_mma(const vm::Dot& instruction, const MmaTiling& tiling
 // A dot whose b is a shared tile runs on sm_90a's wgmma.mma_async with a in registers and b read
 // from shared memory through a matrix descriptor. What it takes:
 //   - f16·f16 or bf16·bf16 -> f32, and a block of whole warpgroups (warps % 4 == 0);
-//   - a [16 · warps, K] in the A fragments and the accumulator [16 · warps, N] in the C
-//     fragments of layout::MmaTiling{16 · warps, N, K, warps_m = warps, warps_n = 1}: one m16
-//     atom per warp, which is exactly wgmma's m64 fragment per warpgroup (warpgroup g holds
-//     rows [64 g, 64 g + 64));
+//   - a [M, K] in the A fragments and the accumulator [M, N] in the C fragments of
+//     layout::MmaTiling{M, N, K, warps_m = warps, warps_n = 1}, M a multiple of 16 · warps:
+//     each warp holds M / (16 · warps) m16 atoms of rows, and atom i of the four warps of a
+//     warpgroup is one wgmma m64 fragment (one instruction per atom, k step and N chunk);
 //   - b's tile K-major in rows of exactly the swizzle's width (32, 64 or 128 bytes): element
 //     (k, n) at n * row + k (read transposed or not: the tile's dimensions are (n, k) or
 //     (k, n)), the tile swizzled with the matching pattern, and the box starting at
@@ -957,16 +957,18 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const int64_t m = a_type.shape[0];
   const int64_t k = a_type.shape[1];
   const int64_t n = c_type.shape[1];
-  if (warps % 4 != 0 || m != 16 * warps) {
-    fail(fmt::format("a has {} rows; wgmma wants 16 per warp of whole warpgroups ({} warps)", m,
-                     warps));
+  if (warps % 4 != 0 || m % (16 * warps) != 0) {
+    fail(
+        fmt::format("a has {} rows; wgmma wants a multiple of 16 per warp of whole warpgroups "
+                    "({} warps)",
+                    m, warps));
   }
   if (k % 16 != 0 || n % 8 != 0) fail(fmt::format("k {} (a multiple of 16), n {} (of 8)", k, n));
   const MmaTiling tiling{m, n, k, warps, 1, input};
   if (a_type.layout != tiling.a_layout() || c_type.layout != tiling.c_layout()) {
     fail(
-        "a and the accumulator must be in the A and C fragments of MmaTiling{16 * warps, n, k, "
-        "warps, 1} (one m16 atom per warp)");
+        "a and the accumulator must be in the A and C fragments of MmaTiling{m, n, k, warps, 1} "
+        "(m16 atoms of rows over the warps)");
   }
   // b: K-major rows of the swizzle's width.
   auto single_stride = [&](size_t dimension) -> int64_t {
@@ -1009,11 +1011,13 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   const RegisterTensor& c = reg(instruction.accumulator);
   const std::vector<llvm::Value*> a_slots = operand_slots(instruction.a, tiling.a_layout());
 
-  // The descriptor's constant part: leading byte offset 1 (unused by K-major swizzled layouts),
-  // stride byte offset 8 rows, the swizzle mode; the start address (16-byte units) is added.
-  const uint64_t descriptor_constant = (uint64_t{1} << 16) |
-                                       (static_cast<uint64_t>(8 * row_bytes / 16) << 32) |
-                                       (static_cast<uint64_t>(mode) << 62);
+  // The descriptor: the start address in 16-byte units (bits 0-13), the leading byte offset 1
+  // (bits 16-29; unused by K-major swizzled layouts), the stride byte offset 8 rows (bits 32-45),
+  // the swizzle mode (bits 62-63). Its low word is computed once per dot and each instruction's
+  // start added to it: shared addresses stay below 2^18 bytes, so the sum never carries out of
+  // the address field.
+  const uint64_t descriptor_high =
+      static_cast<uint64_t>(8 * row_bytes / 16) | (static_cast<uint64_t>(mode) << 30);
   llvm::Value* box_start = builder.CreateAdd(
       const_i32(b_tile.base_bytes),
       builder.CreateAdd(
@@ -1022,6 +1026,8 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
           builder.CreateMul(scalar_i32(instruction.b_offsets[n_dimension]), const_i32(row_bytes))));
   llvm::Value* box_address =
       builder.CreateAdd(builder.CreatePtrToInt(shared_pointer(const_i32(0)), i32()), box_start);
+  llvm::Value* descriptor_low = builder.CreateOr(
+      builder.CreateAnd(builder.CreateLShr(box_address, 4), const_i32(0x3FFF)), const_i32(1 << 16));
 
   emit_statement_asm("wgmma.fence.sync.aligned;");
   const int64_t chunk = std::min<int64_t>(n, 256);
@@ -1046,31 +1052,34 @@ void KernelEmitter::emit_wgmma(const vm::Dot& instruction) {
   for (int64_t r = 0; r < registers; ++r)
     constraints += fmt::format(",{}", r);
   llvm::InlineAsm* wgmma = llvm::InlineAsm::get(asm_type, text, constraints, true);
-  for (int64_t first = 0; first < n; first += chunk) {
-    std::vector<llvm::Value*> d;
-    for (int64_t j = 0; j < chunk / 8; ++j)
-      for (int64_t q = 0; q < 4; ++q)
-        d.push_back(read_slot(c, tiling.c_slot(0, first / 8 + j) + q));
-    for (int64_t s = 0; s < tiling.steps_k(); ++s) {
-      llvm::Value* start =
-          builder.CreateAdd(box_address, const_i32(s * 16 * element_bytes + first * row_bytes));
-      llvm::Value* descriptor = builder.CreateOr(
-          builder.CreateZExt(builder.CreateLShr(builder.CreateAnd(start, const_i32(0x3FFFF)), 4),
-                             i64()),
-          const_i64(static_cast<int64_t>(descriptor_constant)));
-      std::vector<llvm::Value*> arguments;
-      for (int64_t r = 0; r < 4; ++r)
-        arguments.push_back(operand_word(a_slots, tiling.a_slot(0, s) + 2 * r, 2));
-      arguments.push_back(descriptor);
-      arguments.insert(arguments.end(), d.begin(), d.end());
-      llvm::CallInst* call = builder.CreateCall(asm_type, wgmma, arguments);
-      call->setConvergent();
-      for (int64_t r = 0; r < registers; ++r)
-        d[static_cast<size_t>(r)] = builder.CreateExtractValue(call, {static_cast<unsigned>(r)});
+  // Atom i of every warp makes one m64 (the warpgroup's four warps, each its own 16 rows): the
+  // rows the instruction multiplies are the rows of a that its C fragments hold, whichever rows
+  // of the tile those are.
+  for (int64_t i = 0; i < tiling.tiles_m(); ++i) {
+    for (int64_t first = 0; first < n; first += chunk) {
+      std::vector<llvm::Value*> d;
+      for (int64_t j = 0; j < chunk / 8; ++j)
+        for (int64_t q = 0; q < 4; ++q)
+          d.push_back(read_slot(c, tiling.c_slot(i, first / 8 + j) + q));
+      for (int64_t s = 0; s < tiling.steps_k(); ++s) {
+        llvm::Value* low = builder.CreateAdd(
+            descriptor_low, const_i32((s * 16 * element_bytes + first * row_bytes) / 16));
+        llvm::Value* descriptor = builder.CreateOr(
+            builder.CreateZExt(low, i64()), const_i64(static_cast<int64_t>(descriptor_high << 32)));
+        std::vector<llvm::Value*> arguments;
+        for (int64_t r = 0; r < 4; ++r)
+          arguments.push_back(operand_word(a_slots, tiling.a_slot(i, s) + 2 * r, 2));
+        arguments.push_back(descriptor);
+        arguments.insert(arguments.end(), d.begin(), d.end());
+        llvm::CallInst* call = builder.CreateCall(asm_type, wgmma, arguments);
+        call->setConvergent();
+        for (int64_t r = 0; r < registers; ++r)
+          d[static_cast<size_t>(r)] = builder.CreateExtractValue(call, {static_cast<unsigned>(r)});
+      }
+      for (int64_t j = 0; j < chunk / 8; ++j)
+        for (int64_t q = 0; q < 4; ++q)
+          write_slot(c, tiling.c_slot(i, first / 8 + j) + q, d[static_cast<size_t>(j * 4 + q)]);
     }
-    for (int64_t j = 0; j < chunk / 8; ++j)
-      for (int64_t q = 0; q < 4; ++q)
-        write_slot(c, tiling.c_slot(0, first / 8 + j) + q, d[static_cast<size_t>(j * 4 + q)]);
   }
   emit_statement_asm("wgmma.commit_group.sync.aligned;");
   if (!instruction.async) emit_statement_asm("wgmma.wait_group.sync.aligned 0;");

@@ -286,21 +286,23 @@ CodegenCase dot8_case(DataType a_type, DataType b_type) {
   return c;
 }
 
-// wgmma (sm_90a): a [64, 32] A in registers (one m16 row of fragments per warp) times a B read in
-// place from shared memory. `transposed`: B^T [32, 32] row-major in 64-byte swizzled rows, one
-// synchronous dot. Otherwise B [64, 16] stored K-major (each column one 128-byte swizzled row of
-// k) and read as two k halves by two async dots into one accumulator, then wait_dots.
+// wgmma (sm_90a): an A in registers times a B read in place from shared memory. `transposed`: A
+// [64, 32] (one m16 row of fragments per warp), B^T [32, 32] row-major in 64-byte swizzled rows,
+// one synchronous dot. Otherwise A [128, 32] (two m16 atoms per warp: two m64 instructions) and B
+// [64, 16] stored K-major (each column one 128-byte swizzled row of k), read as two k halves by
+// two async dots into one accumulator, then wait_dots.
 CodegenCase wgmma_case(bool transposed) {
   KernelBuilder b(transposed ? "wgmma_dot_transposed" : "wgmma_dot_async");
   Pointer a = b.pointer("a", f16);
   Pointer w = b.pointer("w", f16);
   Pointer c_out = b.pointer("c", f32);
   b.launch({1}, 4);
+  const int64_t m = transposed ? 64 : 128;
   const int64_t n = transposed ? 32 : 16;
   const int64_t k = transposed ? 32 : 64;
-  const layout::MmaTiling tiling{64, n, 32, 4, 1, f16};
-  Tensor A = b.view(a, {64, k});
-  Tensor acc = b.full({64, n}, f32, 0.5, "acc", tiling.c_layout());
+  const layout::MmaTiling tiling{m, n, 32, 4, 1, f16};
+  Tensor A = b.view(a, {m, k});
+  Tensor acc = b.full({m, n}, f32, 0.5, "acc", tiling.c_layout());
   if (transposed) {
     Tensor tile = b.alloc_shared({n, k}, f16, "b_columns", Swizzle::bytes64());
     b.store_shared(tile, {0, 0}, b.load(b.view(w, {n, k}), {0, 0}, {n, k}));
@@ -316,14 +318,14 @@ CodegenCase wgmma_case(bool transposed) {
     b.store_shared(tile, {0, 0}, b.load(b.view(w, {k, n}), {0, 0}, {k, n}));
     b.barrier();
     for (int64_t half = 0; half < 2; ++half) {
-      Tensor a_tile = b.load(A, {0, 32 * half}, {64, 32}, fmt::format("a_half{}", half));
+      Tensor a_tile = b.load(A, {0, 32 * half}, {m, 32}, fmt::format("a_half{}", half));
       b.set_layout(a_tile, tiling.a_layout());
       b.dot_async(acc, a_tile, tile, {32 * half, 0});
     }
     b.wait_dots(0);
   }
-  b.store(b.view(c_out, {64, n}), {0, 0}, acc);
-  CodegenCase c = finished_case(b, {input(f16, 64 * k), input(f16, k * n), output(f32, 64 * n)});
+  b.store(b.view(c_out, {m, n}), {0, 0}, acc);
+  CodegenCase c = finished_case(b, {input(f16, m * k), input(f16, k * n), output(f32, m * n)});
   c.rtol = kMmaF32Rtol;
   c.atol = kMmaF32Atol;
   c.wgmma = true;

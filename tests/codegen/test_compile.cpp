@@ -504,6 +504,12 @@ TEST_CASE("a dot with a shared b runs on wgmma on sm_90a and is refused elsewher
   // Async: two groups, one wait; the copies' proxy fence only where cp.async waits exist.
   case_notes("wgmma_dot_async", sm90, &ptx);
   CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n16k16") != std::string::npos);
+  // Two m16 atoms per warp: two m64 instructions per k step, two k steps per dot, two dots.
+  size_t instructions = 0;
+  for (size_t at = ptx.find("wgmma.mma_async"); at != std::string::npos;
+       at = ptx.find("wgmma.mma_async", at + 1))
+    ++instructions;
+  CHECK(instructions == 8);
   size_t commits = 0;
   for (size_t at = ptx.find("wgmma.commit_group"); at != std::string::npos;
        at = ptx.find("wgmma.commit_group", at + 1))

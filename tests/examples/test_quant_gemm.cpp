@@ -203,6 +203,44 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     wide.stages = 5;
     run_case(wide, 30, 128, 128, 33);
   }
+  // The decode on wgmma: each pair of k tiles sums into a partial product that its group's
+  // scales multiply into the accumulator while the next pair's dots run. One and two m16 atoms
+  // per warp (64 and 128 columns over 4 warps), 8- and 16-row tiles, two to four pairs per
+  // block, split K, per channel and groups of two pairs, other types, bf16.
+  {
+    QuantGemmConfig config;
+    config.weights_as_a = true;
+    config.wgmma = true;
+    config.scale_after_mma = true;
+    config.block_m = 8;
+    config.block_n = 128;
+    config.block_k = 64;
+    config.warps = 4;
+    config.stages = 4;
+    for (int64_t m : {1, 5})
+      run_case(config, m, 128, 512, 40);
+    QuantGemmConfig rows16 = config;
+    rows16.block_m = 16;
+    rows16.block_n = 64;
+    rows16.stages = 3;
+    for (int64_t m : {16, 13})
+      run_case(rows16, m, 128, 256, 41);
+    QuantGemmConfig split = config;
+    split.split_k = 2;
+    run_case(split, 3, 256, 512, 42);
+    QuantGemmConfig channel = config;
+    channel.group_size = 0;
+    run_case(channel, 2, 128, 256, 43);
+    QuantGemmConfig groups = config;
+    groups.group_size = 256;
+    run_case(groups, 7, 128, 512, 44);
+    for (const char* type : {"i4", "u8", "f6e3m2", "u3"}) {
+      QuantGemmConfig typed = config;
+      typed.weight = DataType::parse(type);
+      typed.activation = DataType::bf16();
+      run_case(typed, 4, 128, 256, 45);
+    }
+  }
   // Persistent blocks: 2 column tiles x 4 iterations = 8 pairs. 3 blocks take shares of 3, 3
   // and 2 that cross column tiles; 5 blocks leave one without work; 8 give one pair each.
   for (int64_t blocks : {3, 5, 8}) {
@@ -254,7 +292,7 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.group_size = 32;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("scale_after_mma needs the decode schedule and a group size that is "
-                             "a multiple of block_k * unroll = 64"));
+                             "a multiple of the k extent of an iteration, 64"));
   bad = config;
   bad.block_n = 48;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
@@ -277,11 +315,11 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
              Catch::Contains("weights_as_a needs scale_after_mma and no zero points"));
   bad.wgmma = true;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
-             Catch::Contains("wgmma needs the prefill schedule and weights_as_a"));
+             Catch::Contains("wgmma decode needs scale_after_mma (and no zero points)"));
   bad.schedule = QuantSchedule::Prefill;
   bad.block_n = 32;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
-             Catch::Contains("wgmma: block_n 32 must be 16 * warps"));
+             Catch::Contains("wgmma: block_n 32 must be a multiple of 16 * warps"));
   bad.block_n = 16 * bad.warps;
   bad.block_k = 128;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
@@ -396,7 +434,7 @@ TEST_CASE("the decode and prefill kernels of every weight type assemble without 
   const bool assembles = codegen::find_ptxas().has_value();
   if (!assembles) WARN("ptxas not found: PTX is generated but not assembled");
   for (const char* type : kWeightTypes) {
-    for (const int64_t m : {1, 4096}) {
+    for (const int64_t m : {1, 16, 32, 4096}) {
       for (const char* target_name : {"sm_80", "sm_90a"}) {
         // Every type for sm_90a; a representative set for sm_80 (the same code, older mma).
         const std::string name = type;
@@ -411,8 +449,10 @@ TEST_CASE("the decode and prefill kernels of every weight type assemble without 
         vm::Program program = examples::quant_gemm(config);
         vm::run_default_passes(program);
         const codegen::CompiledKernel kernel = codegen::compile(program, target);
-        // sm_90a's prefill runs on wgmma, with the activations read in place by it.
-        const bool wgmma = target.has_wgmma() && m > 64;
+        // sm_90a's prefill runs on wgmma, with the activations read in place by it, and so does
+        // the decode of 32 rows, and of 16 for weights of 5 bits or more.
+        const bool wgmma =
+            target.has_wgmma() && (m > 16 || (m > 8 && DataType::parse(type).bits() >= 5));
         CHECK(config.wgmma == wgmma);
         CHECK(kernel.ptx.find(wgmma ? "wgmma.mma_async.sync.aligned.m64n"
                                     : "mma.sync.aligned.m16n8k16") != std::string::npos);

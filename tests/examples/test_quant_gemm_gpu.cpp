@@ -75,11 +75,11 @@ TEST_CASE("every weight type, decode and prefill, on the GPU", "[gpu][quant_gemm
   nibble::testing::require_gpu();
   for (const char* type : kWeightTypes) {
     const DataType weight = DataType::parse(type);
-    for (int64_t m : {1, 13, 200}) {
+    for (int64_t m : {1, 13, 29, 200}) {
       const int64_t n = 256;
       const int64_t k = 1024;
       // The kernels for every target (mma.sync), and those chosen for this device where they
-      // differ (the wgmma prefill on sm_90a).
+      // differ (on sm_90a the wgmma prefill, and the wgmma decode of 13 and 29 rows).
       const QuantGemmConfig portable =
           examples::choose_quant_gemm_config(m, n, k, weight, DataType::f16(), 128, false);
       run_case(portable, m, n, k, 100 + static_cast<uint64_t>(m));
@@ -194,6 +194,36 @@ TEST_CASE("the transposed dot on wgmma (sm_90a)", "[gpu][quant_gemm]") {
     typed.group_size = 0;
     run_case(typed, 130, 256, 512, 302);
   }
+  // One warpgroup on 128 columns (two m64 atoms of columns per warp): the prefill, and the decode
+  // that scales each pair of k tiles' partial product after its dots (16 and 32 rows, split K,
+  // per channel, bf16, groups of two pairs).
+  QuantGemmConfig one_warpgroup = config;
+  one_warpgroup.warps = 4;
+  run_case(one_warpgroup, 77, 256, 1024, 304);
+  QuantGemmConfig decode;
+  decode.weights_as_a = true;
+  decode.wgmma = true;
+  decode.scale_after_mma = true;
+  decode.block_m = 16;
+  decode.block_n = 128;
+  decode.block_k = 64;
+  decode.warps = 4;
+  decode.stages = 4;
+  for (int64_t m : {1, 16})
+    run_case(decode, m, 256, 1024, 305);
+  QuantGemmConfig rows32 = decode;
+  rows32.block_m = 32;
+  rows32.split_k = 2;
+  run_case(rows32, 29, 384, 1024, 306);
+  QuantGemmConfig channel = decode;
+  channel.group_size = 0;
+  channel.activation = DataType::bf16();
+  channel.weight = DataType::uint(8);
+  run_case(channel, 7, 128, 512, 307);
+  QuantGemmConfig groups = decode;
+  groups.group_size = 256;
+  groups.weight = DataType::parse("f6e3m2");
+  run_case(groups, 11, 128, 1024, 308);
 }
 
 TEST_CASE("a bad call is refused before launch", "[gpu][quant_gemm]") {
