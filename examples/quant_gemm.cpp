@@ -991,12 +991,14 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
            k % (2 * wgmma_k * wgmma.split_k * 2) == 0) {
       wgmma.split_k *= 2;
     }
-    // Up to 128 rows, one warpgroup (two m64 atoms of columns per warp) where the blocks fill
-    // the SMs, else two. Measured on an H200 (same run, K=8192 N=28672, 224 blocks): M=64 u4
-    // 75.7 us with 4 warps against 81.0 with 8, u8 85.6 against 88.8, u3 89.2 against 90.6; M=128
-    // u4 116.9 against 126.3, u8 128.1 against 133.6, u3 126.4 against 137.4. K=4096 N=6144 (96
-    // blocks of split 2): M=128 u4 25.8 against 23.8, M=64 within 2%.
-    wgmma.warps = wgmma.block_m <= 128 && blocks(wgmma.block_m) >= sm_count ? 4 : 8;
+    // Up to M = 128, one warpgroup (two m64 atoms of columns per warp) where the blocks fill the
+    // SMs, else two. Measured on an H200 (same run, K=8192 N=28672, 224 blocks): M=64 u4 75.7 us
+    // with 4 warps against 81.0 with 8, u8 85.6 against 88.8, u3 89.2 against 90.6; M=128 u4
+    // 116.9 against 126.3, u8 128.1 against 133.6, u3 126.4 against 137.4. K=4096 N=6144 (96
+    // blocks of split 2): M=128 u4 25.8 against 23.8, M=64 within 2%. Past M = 128 one warpgroup
+    // lost everywhere (next run): u4 M=1024 K=4096 N=6144 117.6 against 99.0 on 128-row tiles,
+    // and 256-row tiles spill (6x slower).
+    wgmma.warps = m <= 128 && blocks(wgmma.block_m) >= sm_count ? 4 : 8;
     config = wgmma;
   } else if (wgmma_fits && (m > 16 || (m > 8 && weight.bits() >= 5)) && !zero_points &&
              group_size % (2 * wgmma_k) == 0) {

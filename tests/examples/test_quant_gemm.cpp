@@ -454,6 +454,8 @@ TEST_CASE("the decode and prefill kernels of every weight type assemble without 
         const bool wgmma =
             target.has_wgmma() && (m > 16 || (m > 8 && DataType::parse(type).bits() >= 5));
         CHECK(config.wgmma == wgmma);
+        // One warpgroup only up to 128 rows (its accumulators hold a quarter of the tile).
+        if (config.wgmma && m > 128) CHECK(config.warps == 8);
         CHECK(kernel.ptx.find(wgmma ? "wgmma.mma_async.sync.aligned.m64n"
                                     : "mma.sync.aligned.m16n8k16") != std::string::npos);
         CHECK(kernel.ptx.find("cp.async") != std::string::npos);
