@@ -953,8 +953,8 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     config.block_k = std::min(config.block_k, group_size);
   }
   // sm_90a, past M = 32: the transposed dot on wgmma, 128 columns, 64-deep k tiles (one 128-byte
-  // swizzled row of activations), four stages. Measured on an H200 (same run,
-  // u4 K=8192 N=28672): M=4096 2.80 ms with 256-row tiles, 3.37 with 128, 5.34 on mma.sync; M=1024
+  // swizzled row of activations), four stages. Measured on an H200 (same run, u4 K=8192
+  // N=28672): M=4096 2.80 ms with 256-row tiles, 3.37 with 128, 5.34 on mma.sync; M=1024
   // 0.70 / 0.85 / 1.37; M=256 198 / 248 / 367 us; M=128 128-row tiles 127 us against 224. K=4096
   // N=6144: M=4096 315 / 376 / 605 us, M=1024 107 / 99 / 162, M=256 52 / 34 / 59. u8 alike.
   // Stages: 3 ran 20-40% slower (the copies one tile ahead), 5 and 6 within 5% of 4. M=64 on

@@ -97,4 +97,19 @@ inline void check_against_reference(const QuantGemmConfig& config, const Problem
   CHECK(bad == 0);
 }
 
+// The decode on wgmma: 16-row tiles, 128 columns over one warpgroup (two m64 atoms per warp),
+// 64-deep k tiles in pairs whose partial product the group scale multiplies after the dots.
+inline QuantGemmConfig wgmma_decode_config() {
+  QuantGemmConfig config;
+  config.weights_as_a = true;
+  config.wgmma = true;
+  config.scale_after_mma = true;
+  config.block_m = 16;
+  config.block_n = 128;
+  config.block_k = 64;
+  config.warps = 4;
+  config.stages = 4;
+  return config;
+}
+
 }  // namespace quant_gemm_test

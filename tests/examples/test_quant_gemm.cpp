@@ -208,15 +208,8 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
   // per warp (64 and 128 columns over 4 warps), 8- and 16-row tiles, two to four pairs per
   // block, split K, per channel and groups of two pairs, other types, bf16.
   {
-    QuantGemmConfig config;
-    config.weights_as_a = true;
-    config.wgmma = true;
-    config.scale_after_mma = true;
+    QuantGemmConfig config = wgmma_decode_config();
     config.block_m = 8;
-    config.block_n = 128;
-    config.block_k = 64;
-    config.warps = 4;
-    config.stages = 4;
     for (int64_t m : {1, 5})
       run_case(config, m, 128, 512, 40);
     QuantGemmConfig rows16 = config;

@@ -200,15 +200,7 @@ TEST_CASE("the transposed dot on wgmma (sm_90a)", "[gpu][quant_gemm]") {
   QuantGemmConfig one_warpgroup = config;
   one_warpgroup.warps = 4;
   run_case(one_warpgroup, 77, 256, 1024, 304);
-  QuantGemmConfig decode;
-  decode.weights_as_a = true;
-  decode.wgmma = true;
-  decode.scale_after_mma = true;
-  decode.block_m = 16;
-  decode.block_n = 128;
-  decode.block_k = 64;
-  decode.warps = 4;
-  decode.stages = 4;
+  const QuantGemmConfig decode = wgmma_decode_config();
   for (int64_t m : {1, 16})
     run_case(decode, m, 256, 1024, 305);
   QuantGemmConfig rows32 = decode;
