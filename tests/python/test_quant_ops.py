@@ -99,12 +99,13 @@ def test_prefill_schedule_split_k_and_caches():
     # Decode with a small N splits K; one configuration (and one re-packed weight) per bucket.
     decode = ops.choose_config(3, qw, "f16", 132)
     assert decode.schedule == "decode" and decode.split_k > 1
-    assert ops.choose_config(9, qw, "f16", 132) is decode
+    assert ops.choose_config(7, qw, "f16", 132) is decode
+    assert ops.choose_config(9, qw, "f16", 132) is not decode  # 16-row tiles
     assert ops.choose_config(20, qw, "f16", 132) is not decode
     for m in (3, 9, 16):
         a = random_activations((m, 1024), np.float16, seed=m)
         assert_matches_reference(ops.quant_matmul(a, qw), a, qw)
-    assert len(qw._prepared) == 2  # prefill and decode-16
+    assert len(qw._prepared) == 3  # prefill, decode-8 and decode-16
 
 
 def test_raw_parts_and_from_parts():

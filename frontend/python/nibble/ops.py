@@ -40,9 +40,10 @@ def _interpret_requested() -> bool:
 
 
 def _m_bucket(m: int) -> int:
-    """The configurations of choose_quant_gemm_config change with M only at 16, 32 and 64
-    (decode tiles) and at 128 and 512 (prefill tiles); one configuration serves each bucket."""
-    for bound in (16, 32, 64, 128, 512):
+    """The configurations of choose_quant_gemm_config change with M only at 8, 16, 32 and 64
+    (decode tiles: 8-row tiles, and on sm_90a the wgmma decode past 8 or 16 rows) and at 128 and
+    512 (prefill tiles); one configuration serves each bucket."""
+    for bound in (8, 16, 32, 64, 128, 512):
         if m <= bound:
             return bound
     return 513
@@ -50,7 +51,7 @@ def _m_bucket(m: int) -> int:
 
 def choose_config(m: int, weight: QuantizedWeight, activation: str, sm_count: int, sm: int = 80):
     """The configuration for a call with M rows of `activation`-type A on `weight` on a GPU of
-    `sm_count` multiprocessors and architecture `sm` (90: the wgmma prefill), chosen once per
+    `sm_count` multiprocessors and architecture `sm` (90: the wgmma kernels), chosen once per
     shape bucket (see _m_bucket) and kept. Raises QuantGemmError when none fits (N not a
     multiple of the tile, a group size the kernels do not take, …)."""
     k, n = weight.shape
