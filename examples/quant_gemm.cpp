@@ -808,11 +808,12 @@ void check_quant_gemm_shape(const QuantGemmConfig& config, int64_t m, int64_t n,
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataType weight,
                                          DataType activation, int64_t group_size, bool zero_points,
                                          int sm_count, int sm) {
-  QuantGemmConfig config;
-  config.weight = weight;
-  config.activation = activation;
-  config.group_size = group_size;
-  config.zero_points = zero_points;
+  // What the call fixes; the schedules below start from it.
+  const QuantGemmConfig call{.weight = weight,
+                             .activation = activation,
+                             .group_size = group_size,
+                             .zero_points = zero_points};
+  QuantGemmConfig config = call;
   // Runs of 16 bytes per thread (or multiples of it for odd widths): 128 / gcd(bits, 128)
   // elements, at least 32.
   const int64_t bits = weight.bits();
@@ -965,11 +966,7 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
   // way: 139 registers or more per thread).
   const int64_t wgmma_k = 1024 / activation.bits();
   const bool wgmma_fits = sm == 90 && n % 128 == 0 && k % (2 * wgmma_k) == 0;
-  QuantGemmConfig wgmma;
-  wgmma.weight = weight;
-  wgmma.activation = activation;
-  wgmma.group_size = group_size;
-  wgmma.zero_points = zero_points;
+  QuantGemmConfig wgmma = call;
   wgmma.weights_as_a = true;
   wgmma.wgmma = true;
   wgmma.block_n = 128;
