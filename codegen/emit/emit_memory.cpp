@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <map>
 #include <numeric>
 
 #include "codegen/emit/kernel_emitter.h"
@@ -236,13 +237,15 @@ struct GlobalAccess {
     if (divisor == 0) divisor = int64_t{1} << 20;
     return (divisor * bits) % access_bits == 0;
   }
-  // The address of the entry's element when every term index[d] * stride[d] of its offset is
-  // provably a whole number of bytes: the sum of index[d] times a byte stride, which LLVM sees as
-  // affine in a loop variable (pointer increments), where (offset * bits) >> 3 hides it behind a
-  // 64-bit shift. Otherwise as pointer(element_offset(entry)).
-  llvm::Value* byte_exact_pointer(const SlotEntry& entry) {
+  // The address of the entry's element, built from three parts that LLVM keeps apart: what the
+  // thread's and the entry's indices add (loop-invariant, so LICM hoists it), what the offsets
+  // add (the loop's part, often uniform across the block), and a constant (the access's
+  // immediate offset). Wrapping arithmetic distributes, so the sum is the element offset's
+  // exactly. Each term index[d] * stride[d] must be a whole number of bytes: the stride is, or
+  // else the index provably is (sub-byte elements); otherwise, or for a dimension whose index
+  // is only whole in bytes as a sum, as pointer(element_offset(entry)).
+  llvm::Value* entry_pointer(const SlotEntry& entry) {
     llvm::IRBuilderBase& b = e.builder;
-    if (bits % 8 == 0) return pointer(element_offset(entry));
     // Per dimension: the stride is a whole number of bytes, or else the index is.
     std::vector<bool> whole_byte_stride(offsets.size());
     for (size_t d = 0; d < offsets.size(); ++d) {
@@ -251,23 +254,32 @@ struct GlobalAccess {
         return pointer(element_offset(entry));
       }
     }
-    llvm::Value* byte = e.const_i64(0);
+    llvm::Value* invariant = e.const_i64(0);
+    llvm::Value* varying = e.const_i64(0);
+    int64_t constant = 0;
     for (size_t d = 0; d < offsets.size(); ++d) {
-      llvm::Value* index = index_i64(entry, d);
-      llvm::Value* term = nullptr;
-      if (whole_byte_stride[d]) {
-        // A loop-invariant byte stride.
-        llvm::Value* byte_stride =
-            b.CreateLShr(b.CreateMul(view.strides[d], e.const_i64(bits)), 3, "", /*isExact=*/true);
-        term = b.CreateMul(index, byte_stride);
-      } else {
-        term = b.CreateMul(
-            b.CreateLShr(b.CreateMul(index, e.const_i64(bits)), 3, "", /*isExact=*/true),
-            view.strides[d]);
+      if (!whole_byte_stride[d]) {
+        varying = b.CreateAdd(
+            varying, b.CreateMul(b.CreateLShr(b.CreateMul(index_i64(entry, d), e.const_i64(bits)),
+                                              3, "", true),
+                                 view.strides[d]));
+        continue;
       }
-      byte = b.CreateAdd(byte, term);
+      llvm::Value* byte_stride =
+          b.CreateLShr(b.CreateMul(view.strides[d], e.const_i64(bits)), 3, "", /*isExact=*/true);
+      varying = b.CreateAdd(varying, b.CreateMul(offsets[d], byte_stride));
+      invariant = b.CreateAdd(
+          invariant, b.CreateMul(b.CreateSExt(thread.index_part[d], e.i64()), byte_stride));
+      if (auto* known = llvm::dyn_cast<llvm::ConstantInt>(byte_stride)) {
+        constant += entry.index[d] * known->getSExtValue();
+      } else if (entry.index[d] != 0) {
+        invariant = b.CreateAdd(invariant, b.CreateMul(e.const_i64(entry.index[d]), byte_stride));
+      }
     }
-    return b.CreateInBoundsGEP(e.i8(), e.param_values[static_cast<size_t>(view.param)], {byte});
+    llvm::Value* base = e.param_values[static_cast<size_t>(view.param)];
+    llvm::Value* thread_base = b.CreateGEP(e.i8(), base, {invariant});
+    llvm::Value* moved = b.CreateGEP(e.i8(), thread_base, {varying});
+    return b.CreateGEP(e.i8(), moved, {e.const_i64(constant)});
   }
   llvm::Value* pointer(llvm::Value* element_offset) {
     llvm::IRBuilderBase& b = e.builder;
@@ -446,13 +458,13 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
     builder.CreateCondBr(fast, vector_block, scalar_block);
     builder.SetInsertPoint(vector_block);
     if (result.packed) {
-      llvm::Value* base = access.byte_exact_pointer(*run.front());
+      llvm::Value* base = access.entry_pointer(*run.front());
       load_packed_words(result, run.front()->slot * bits / 32, access_bits, [&](int64_t byte) {
         return builder.CreateInBoundsGEP(i8(), base, {const_i64(byte)});
       });
     } else {
       llvm::Type* type = access_type(context, access_bits);
-      auto* load = builder.CreateLoad(type, access.pointer(start));
+      auto* load = builder.CreateLoad(type, access.entry_pointer(*run.front()));
       load->setAlignment(llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       llvm::Value* elements = builder.CreateBitCast(
           load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
@@ -573,7 +585,7 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
       if (aligned && access.whole_or_none(run)) {
         // A run that fails the test lies wholly outside: nothing to store.
         guarded(fast, [&] {
-          auto* store = builder.CreateStore(data, access.pointer(start));
+          auto* store = builder.CreateStore(data, access.entry_pointer(*run.front()));
           store->setAlignment(
               llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
         });
@@ -584,7 +596,7 @@ void KernelEmitter::emit(const vm::StoreGlobal& instruction) {
       llvm::BasicBlock* join = new_block("store_join");
       builder.CreateCondBr(fast, vector_block, scalar_block);
       builder.SetInsertPoint(vector_block);
-      auto* store = builder.CreateStore(data, access.pointer(start));
+      auto* store = builder.CreateStore(data, access.entry_pointer(*run.front()));
       store->setAlignment(
           llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
       builder.CreateBr(join);
@@ -959,33 +971,63 @@ void KernelEmitter::for_each_matrix_group(
   // The lane's place in each matrix it holds: (row, column) of its first element.
   llvm::Value* place_row = transpose ? builder.CreateShl(in_group, 1) : group;
   llvm::Value* place_col = transpose ? group : builder.CreateShl(in_group, 1);
-  llvm::Value* row0 = builder.CreateAdd(scalar_i32(offsets[0]),
-                                        builder.CreateSub(value.thread->index_part[0], place_row));
-  llvm::Value* col0 = builder.CreateAdd(scalar_i32(offsets[1]),
-                                        builder.CreateSub(value.thread->index_part[1], place_col));
+  // The warp's part of the thread's index where the layout keeps it apart (its bits are then
+  // plain to tile_address), else the index less the lane's place.
+  const std::vector<llvm::Value*>& warp_part = value.thread->warp_index_part;
+  llvm::Value* row0 = builder.CreateAdd(
+      scalar_i32(offsets[0]),
+      warp_part.empty() ? builder.CreateSub(value.thread->index_part[0], place_row) : warp_part[0]);
+  llvm::Value* col0 = builder.CreateAdd(
+      scalar_i32(offsets[1]),
+      warp_part.empty() ? builder.CreateSub(value.thread->index_part[1], place_col) : warp_part[1]);
   llvm::Value* matrix_row = builder.CreateAnd(lane, const_i32(7));
   llvm::Value* matrix_of_lane = builder.CreateLShr(lane, 3);
   const std::vector<int64_t>& words = fragments.words;
+  // A group's lane picks the top-left of matrix q / 8 % count: the first matrix's (a constant)
+  // plus that matrix's offset from it. The offsets repeat from group to group (the k steps of a
+  // fragment), so their selects are made once, and the constant stays an addend that
+  // tile_address can fold into the access's immediate offset.
+  std::map<std::vector<int64_t>, llvm::Value*> offset_selects;
+  auto lane_offset = [&](llvm::Value* which, const std::vector<int64_t>& deltas) -> llvm::Value* {
+    if (std::all_of(deltas.begin(), deltas.end(), [](int64_t v) { return v == 0; })) return nullptr;
+    auto [found, inserted] = offset_selects.try_emplace(deltas, nullptr);
+    if (inserted) {
+      llvm::Value* picked = const_i32(deltas[0]);
+      for (size_t j = 1; j < deltas.size(); ++j) {
+        picked =
+            builder.CreateSelect(builder.CreateICmpEQ(which, const_i32(static_cast<int64_t>(j))),
+                                 const_i32(deltas[j]), picked);
+      }
+      found->second = picked;
+    }
+    return found->second;
+  };
   for (size_t first = 0; first < words.size();) {
     const size_t remaining = words.size() - first;
     const int count = remaining >= 4 ? 4 : remaining >= 2 ? 2 : 1;
-    // The slot part of the top-left element of the lane's matrix (q / 8 % count).
     llvm::Value* which = builder.CreateAnd(matrix_of_lane, const_i32(count - 1));
-    llvm::Value* slot_row = nullptr;
-    llvm::Value* slot_col = nullptr;
     std::vector<int64_t> slots;
+    std::vector<int64_t> row_offsets;
+    std::vector<int64_t> col_offsets;
     for (int j = 0; j < count; ++j) {
       const int64_t slot = 2 * words[first + static_cast<size_t>(j)];
       const SlotEntry* entry = value.map->entry_of_slot(slot);
-      llvm::Value* row = const_i32(entry->index[0]);
-      llvm::Value* col = const_i32(entry->index[1]);
-      llvm::Value* is_this = builder.CreateICmpEQ(which, const_i32(j));
-      slot_row = slot_row == nullptr ? row : builder.CreateSelect(is_this, row, slot_row);
-      slot_col = slot_col == nullptr ? col : builder.CreateSelect(is_this, col, slot_col);
+      row_offsets.push_back(entry->index[0]);
+      col_offsets.push_back(entry->index[1]);
       slots.push_back(slot);
     }
-    llvm::Value* row = builder.CreateAdd(builder.CreateAdd(row0, slot_row), matrix_row);
-    llvm::Value* col = builder.CreateAdd(col0, slot_col);
+    const int64_t top_row = row_offsets[0];
+    const int64_t top_col = col_offsets[0];
+    for (int j = 0; j < count; ++j) {
+      row_offsets[static_cast<size_t>(j)] -= top_row;
+      col_offsets[static_cast<size_t>(j)] -= top_col;
+    }
+    llvm::Value* row = builder.CreateAdd(row0, matrix_row);
+    if (llvm::Value* offset = lane_offset(which, row_offsets)) row = builder.CreateAdd(row, offset);
+    row = builder.CreateAdd(row, const_i32(top_row));
+    llvm::Value* col = col0;
+    if (llvm::Value* offset = lane_offset(which, col_offsets)) col = builder.CreateAdd(col, offset);
+    col = builder.CreateAdd(col, const_i32(top_col));
     auto [byte, within] = tile_address(tile, {row, col});
     (void)within;
     emit_group(count, builder.CreatePtrToInt(shared_pointer(byte), i32()), slots);
@@ -1255,7 +1297,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
         }
         llvm::Value* source_bytes = builder.CreateSelect(
             inside, const_i32(static_cast<int32_t>(piece_bytes)), const_i32(0));
-        llvm::Value* global = access.byte_exact_pointer(*run.front());
+        llvm::Value* global = access.entry_pointer(*run.front());
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
         for (int64_t at = 0; at < bytes; at += piece_bytes) {
@@ -1297,7 +1339,7 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
             builder.CreateSelect(access.others_inside(run), inside_bytes, const_i32(0));
         auto [byte, within] = tile_address(destination, tile_index(*run.front()));
         (void)within;
-        cp_async(bytes, byte, access.pointer(start), source_bytes);
+        cp_async(bytes, byte, access.entry_pointer(*run.front()), source_bytes);
       };
       if (auto* always = llvm::dyn_cast<llvm::ConstantInt>(fast); always && always->isOne()) {
         asynchronous();

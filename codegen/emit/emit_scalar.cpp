@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 
+#include <bit>
+
 #include "codegen/emit/kernel_emitter.h"
 
 namespace nibble::codegen {
@@ -72,6 +74,7 @@ llvm::Value* KernelEmitter::scalar(const Expr& e) {
       return param_values[index];
     }
     case Expr::Kind::Var: {
+      if (auto let = let_values.find(e.index()); let != let_values.end()) return let->second;
       auto found = variables.find(e.index());
       if (found == variables.end())
         unsupported(fmt::format("variable '{}' read before its definition", e.name()));
@@ -145,6 +148,16 @@ llvm::Value* KernelEmitter::scalar(const Expr& e) {
       auto left = vm::bound(e.operand(0), facts);
       if (!is_signed || (right && right->lo > 0 && left && left->lo >= 0)) {
         return floor_div ? builder.CreateUDiv(a, b) : builder.CreateURem(a, b);
+      }
+      // By a power of two, floored division is an arithmetic shift and the floored remainder a
+      // mask, for negative operands too: no correction, and the bits are plain to known-bits
+      // analysis (a ring slot's `mod(step, 2)` is then one bit of a shared address).
+      if (auto* divisor = llvm::dyn_cast<llvm::ConstantInt>(b);
+          divisor != nullptr && divisor->getSExtValue() > 0 &&
+          std::has_single_bit(static_cast<uint64_t>(divisor->getSExtValue()))) {
+        const auto value = static_cast<uint64_t>(divisor->getSExtValue());
+        if (floor_div) return builder.CreateAShr(a, std::countr_zero(value));
+        return builder.CreateAnd(a, llvm::ConstantInt::get(a->getType(), value - 1));
       }
       llvm::Value* quotient = builder.CreateSDiv(a, b);
       llvm::Value* remainder = builder.CreateSRem(a, b);

@@ -218,8 +218,11 @@ void KernelEmitter::emit_statement_asm(const std::string& text) {
 // ---- statements -----------------------------------------------------------------------------
 
 void KernelEmitter::emit_body(const vm::Body& body) {
+  // A let's value is visible to the rest of its body only (the verifier's scoping).
+  const auto outer_lets = let_values;
   for (const vm::Statement& statement : body)
     emit_statement(statement);
+  let_values = outer_lets;
 }
 
 void KernelEmitter::emit_statement(const vm::Statement& statement) {
@@ -246,6 +249,7 @@ void KernelEmitter::emit_statement(const vm::Statement& statement) {
           if (slot == nullptr)
             slot = prologue.CreateAlloca(value->getType(), nullptr, node.var.name());
           builder.CreateStore(value, slot);
+          if (!assigned_variables.contains(node.var.index())) let_values[node.var.index()] = value;
           if (!assigned_variables.contains(node.var.index()) && node.var.type().is_integer()) {
             facts.set_divisor(node.var, divisor_of(node.value));
             if (auto range = vm::bound(node.value, facts)) facts.set_range(node.var, *range);
@@ -385,6 +389,8 @@ const ThreadValues& KernelEmitter::thread_values(const RegisterMap& map) {
   llvm::Value* primary = b.getTrue();
   values->index_part.assign(map.shape.size(), b.getInt32(0));
   values->flat_part = b.getInt32(0);
+  bool lanes_apart = map.thread_offset % 32 == 0;
+  std::vector<llvm::Value*> warp_part(map.shape.size(), b.getInt32(0));
   for (const ThreadIter& iter : map.thread_iters) {
     llvm::Value* digit =
         b.CreateURem(b.CreateUDiv(local, b.getInt32(static_cast<uint32_t>(iter.stride))),
@@ -395,11 +401,19 @@ const ThreadValues& KernelEmitter::thread_values(const RegisterMap& map) {
       primary = b.CreateAnd(primary, b.CreateICmpEQ(digit, b.getInt32(0)));
       continue;
     }
+    llvm::Value* term = b.CreateMul(digit, b.getInt32(static_cast<uint32_t>(iter.weight)));
     llvm::Value*& part = values->index_part[static_cast<size_t>(iter.dimension)];
-    part = b.CreateAdd(part, b.CreateMul(digit, b.getInt32(static_cast<uint32_t>(iter.weight))));
+    part = b.CreateAdd(part, term);
+    if (iter.stride >= 32) {
+      llvm::Value*& warp = warp_part[static_cast<size_t>(iter.dimension)];
+      warp = b.CreateAdd(warp, term);
+    } else if (iter.stride * iter.extent > 32) {
+      lanes_apart = false;
+    }
     values->flat_part = b.CreateAdd(
         values->flat_part, b.CreateMul(digit, b.getInt32(static_cast<uint32_t>(iter.flat_weight))));
   }
+  if (lanes_apart) values->warp_index_part = std::move(warp_part);
   values->valid = map.every_thread_valid ? b.getTrue()
                                          : b.CreateAnd(b.CreateICmpSGE(local, b.getInt32(0)),
                                                        b.CreateICmpEQ(rebuilt, local));
@@ -670,6 +684,8 @@ std::optional<llvm::Value*> KernelEmitter::split_tile_address(
   if (bits % 8 != 0) return std::nullopt;
   const llvm::DataLayout& data_layout = module->getDataLayout();
   llvm::Value* byte = nullptr;
+  std::vector<llvm::Value*> terms;
+  bool disjoint = true;  // no two terms may have a bit in common: their sum is their XOR
   uint32_t may_be_one = 0;
   int64_t constant_byte = tile.layout.offset().get(layout::Axis::smem()) * (bits / 8);
   for (size_t d = 0; d < index.size(); ++d) {
@@ -696,8 +712,10 @@ std::optional<llvm::Value*> KernelEmitter::split_tile_address(
             std::min(31, static_cast<int>(known.countMinTrailingZeros()) + factor_zeros);
         mask = ~((uint32_t{1} << zeros) - 1);
       }
+      disjoint = disjoint && (may_be_one & mask) == 0;
       may_be_one = sum_may_be_one(may_be_one, mask);
       llvm::Value* term = scaled(builder, addend, factor);
+      terms.push_back(term);
       byte = byte == nullptr ? term : builder.CreateAdd(byte, term);
     }
   }
@@ -709,7 +727,18 @@ std::optional<llvm::Value*> KernelEmitter::split_tile_address(
   const uint32_t swizzled_may_be_one =
       may_be_one | ((may_be_one >> swizzle.shift()) & static_cast<uint32_t>(swizzle.mask()));
   const int64_t swizzled_constant = swizzle(constant_byte);
-  llvm::Value* address = swizzled(swizzle, byte);
+  // Terms with no bit in common are swizzled one by one (the swizzle is linear over XOR): the
+  // loop-invariant ones (the thread's) then leave the loop, and a ring slot's term, whose bits
+  // lie above the swizzle's, needs no swizzling at all.
+  llvm::Value* address = nullptr;
+  if (disjoint) {
+    for (llvm::Value* term : terms) {
+      llvm::Value* part = swizzled(swizzle, term);
+      address = address == nullptr ? part : builder.CreateXor(address, part);
+    }
+  } else {
+    address = swizzled(swizzle, byte);
+  }
   if ((swizzled_may_be_one & static_cast<uint32_t>(swizzled_constant)) != 0) {
     address = builder.CreateXor(address, const_i32(swizzled_constant));
   } else {

@@ -43,9 +43,12 @@ using vm::TensorId;
 // The per-thread run-time values of one register layout.
 struct ThreadValues {
   std::vector<llvm::Value*> index_part;  // i32 per dimension
-  llvm::Value* flat_part = nullptr;      // i32
-  llvm::Value* valid = nullptr;          // i1: the thread holds elements of this layout
-  llvm::Value* primary = nullptr;        // i1: valid and every thread-replica digit is 0
+  // The part of index_part that the warp index gives (the lane digits left out), where every
+  // thread digit lies wholly in the lane bits or wholly above them; else empty.
+  std::vector<llvm::Value*> warp_index_part;
+  llvm::Value* flat_part = nullptr;  // i32
+  llvm::Value* valid = nullptr;      // i1: the thread holds elements of this layout
+  llvm::Value* primary = nullptr;    // i1: valid and every thread-replica digit is 0
 };
 
 // A register tensor: a per-thread array of slots (element values), or of 32-bit words holding
@@ -340,6 +343,10 @@ class KernelEmitter {
   std::vector<llvm::Value*> param_values;  // per program parameter; nullptr: compile-time
   std::unordered_map<int, llvm::AllocaInst*> variables;  // by Var id
   std::unordered_set<int> assigned_variables;
+  // The values of lets that are never assigned, while in scope: read as themselves rather than
+  // through their allocas, so that the emitters' known-bits analysis sees what they are made of
+  // (a ring slot's one bit, a tile index's multiples).
+  std::unordered_map<int, llvm::Value*> let_values;
 
  private:
   const vm::Statement* current_ = nullptr;
