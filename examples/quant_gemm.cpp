@@ -905,9 +905,15 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // of the kernel's latencies; measured on an H200: K=8192 N=28672 M=1 u4 went from 111 us to
     // 80 us with 4 splits, on an earlier kernel) and each split keeps at least 4 iterations.
     // 8-bit weights (64-column tiles) want sixteen: u8 M=1 K=8192 N=28672 75.2 us with 8 splits
-    // against 81.3 with 4, N=57344 137.7 with 8 against 146.5 with 2.
+    // against 81.3 with 4, N=57344 137.7 with 8 against 146.5 with 2. 16-row tiles (90
+    // registers: 5 blocks per SM) want four. Measured on an H200 (u4 M=16, same run, best split
+    // against the eight-per-SM rule's): K=28672 N=8192 38.8 us with 16 against 40.5 with 32,
+    // K=8192 N=10240 18.9 with 8 against 21.0 with 16, K=4096 N=28672 24.6 with 4 against 27.0
+    // with 8, K=8192 N=28672 39.3 with 4 against 40.4 with 8 (i4; u3 49.1 against 49.9, u2 38.3
+    // against 39.1); the other shapes keep their split (K=8192 N=57344: 74.8 with 2, 74.5
+    // with 4); f4e2m1 loses 2% (53.4 with 4 against 52.3 with 8).
     const int64_t chunk = config.block_k * config.unroll;
-    const int64_t blocks_per_sm = weight.bits() == 8 ? 16 : 8;
+    const int64_t blocks_per_sm = weight.bits() == 8 ? 16 : (m > 8 && m <= 16 ? 4 : 8);
     while (n / config.block_n * config.split_k < blocks_per_sm * sm_count &&
            k % (chunk * config.split_k * 2) == 0 && k / (chunk * config.split_k * 2) >= 4) {
       config.split_k *= 2;
