@@ -1197,23 +1197,46 @@ void KernelEmitter::emit(const vm::CopyAsync& instruction) {
   for (int dim : instruction.in_bounds)
     assumed_inside[static_cast<size_t>(dim)] = true;
   // cp.async of `bytes` (4, 8, 16) from `global` to shared byte `shared_byte`, reading
-  // `source_bytes` and zero-filling the rest; the plain form when nothing is zero-filled.
+  // `source_bytes` and zero-filling the rest (the plain form when nothing is zero-filled). In
+  // inline PTX, so that the constant parts of both addresses become the instruction's immediate
+  // offsets: the intrinsics take bare registers, and each constant then costs a 64-bit add per
+  // copy in the loop.
   auto cp_async = [&](int64_t bytes, llvm::Value* shared_byte, llvm::Value* global,
                       llvm::Value* source_bytes) {
-    auto* constant = llvm::dyn_cast<llvm::ConstantInt>(source_bytes);
-    if (constant != nullptr && constant->getSExtValue() == bytes) {
-      const llvm::Intrinsic::ID id =
-          bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16
-          : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8
-                       : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4;
-      builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global});
-      return;
+    int64_t shared_offset = 0;
+    while (auto* add = llvm::dyn_cast<llvm::BinaryOperator>(shared_byte)) {
+      auto* constant = llvm::dyn_cast<llvm::ConstantInt>(add->getOperand(1));
+      if (add->getOpcode() != llvm::Instruction::Add || constant == nullptr) break;
+      shared_offset += constant->getSExtValue();
+      shared_byte = add->getOperand(0);
     }
-    const llvm::Intrinsic::ID id =
-        bytes == 16  ? llvm::Intrinsic::nvvm_cp_async_cg_shared_global_16_s
-        : bytes == 8 ? llvm::Intrinsic::nvvm_cp_async_ca_shared_global_8_s
-                     : llvm::Intrinsic::nvvm_cp_async_ca_shared_global_4_s;
-    builder.CreateIntrinsic(id, {}, {shared_pointer(shared_byte), global, source_bytes});
+    int64_t global_offset = 0;
+    while (auto* gep = llvm::dyn_cast<llvm::GetElementPtrInst>(global)) {
+      auto* constant = gep->getNumIndices() == 1
+                           ? llvm::dyn_cast<llvm::ConstantInt>(gep->getOperand(1))
+                           : nullptr;
+      if (constant == nullptr || !gep->getSourceElementType()->isIntegerTy(8)) break;
+      global_offset += constant->getSExtValue();
+      global = gep->getPointerOperand();
+    }
+    if (shared_offset < INT32_MIN || shared_offset > INT32_MAX || global_offset < INT32_MIN ||
+        global_offset > INT32_MAX) {
+      unsupported("a cp.async offset beyond 32 bits");
+    }
+    auto* whole = llvm::dyn_cast<llvm::ConstantInt>(source_bytes);
+    const bool fills = whole == nullptr || whole->getSExtValue() != bytes;
+    std::vector<llvm::Value*> operands = {
+        builder.CreatePtrToInt(shared_pointer(shared_byte), i32()), global};
+    if (fills) operands.push_back(source_bytes);
+    std::vector<llvm::Type*> types;
+    for (llvm::Value* operand : operands)
+      types.push_back(operand->getType());
+    auto* asm_type = llvm::FunctionType::get(builder.getVoidTy(), types, false);
+    const std::string text =
+        fmt::format("cp.async.{}.shared.global [$0+{}], [$1+{}], {}{};", bytes == 16 ? "cg" : "ca",
+                    shared_offset, global_offset, bytes, fills ? ", $2" : "");
+    const std::string constraints = fills ? "r,l,r,~{memory}" : "r,l,~{memory}";
+    builder.CreateCall(asm_type, llvm::InlineAsm::get(asm_type, text, constraints, true), operands);
   };
   const bool unit_stride = view.stride_exprs.back().as_int() == 1;
   const int64_t unit_bits =

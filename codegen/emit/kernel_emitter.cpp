@@ -732,6 +732,18 @@ std::optional<llvm::Value*> KernelEmitter::split_tile_address(
   // lie above the swizzle's, needs no swizzling at all.
   llvm::Value* address = nullptr;
   if (disjoint) {
+    // The terms made in the entry block (the thread's) first: their XOR is then one value that
+    // LICM can hoist, and a loop's terms join it last.
+    std::stable_partition(terms.begin(), terms.end(), [&](llvm::Value* term) {
+      auto* made = llvm::dyn_cast<llvm::Instruction>(term);
+      while (made != nullptr && made->getParent() != prologue.GetInsertBlock() &&
+             (made->getOpcode() == llvm::Instruction::Shl ||
+              made->getOpcode() == llvm::Instruction::Mul) &&
+             llvm::isa<llvm::ConstantInt>(made->getOperand(1))) {
+        made = llvm::dyn_cast<llvm::Instruction>(made->getOperand(0));  // scaled(addend)
+      }
+      return made == nullptr || made->getParent() == prologue.GetInsertBlock();
+    });
     for (llvm::Value* term : terms) {
       llvm::Value* part = swizzled(swizzle, term);
       address = address == nullptr ? part : builder.CreateXor(address, part);
