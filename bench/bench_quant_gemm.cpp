@@ -14,7 +14,7 @@
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
 // block_n, block_k, warps, split_k, unroll, stages, persistent_blocks, scale_after_mma,
-// min_blocks_per_sm, weights_as_a, wgmma, prefill), for tuning the chooser.
+// min_blocks_per_sm, weights_as_a, wgmma, copy_after_wait, prefill), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -164,6 +164,8 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.weights_as_a = value != 0;
     } else if (key == "wgmma") {
       config.wgmma = value != 0;
+    } else if (key == "copy_after_wait") {
+      config.copy_after_wait = value != 0;
     } else if (key == "prefill") {
       config.schedule =
           value != 0 ? examples::QuantSchedule::Prefill : examples::QuantSchedule::Decode;

@@ -119,6 +119,9 @@ void validate(const QuantGemmConfig& config) {
                                chunk));
     }
   }
+  if (config.copy_after_wait && (config.wgmma || config.stages < 2)) {
+    fail(config, "copy_after_wait needs the mma.sync loop (no wgmma) and at least 2 stages");
+  }
   if (config.weights_as_a && !config.wgmma && (!config.scale_after_mma || config.zero_points)) {
     fail(config, "weights_as_a needs scale_after_mma and no zero points (or wgmma)");
   }
@@ -265,14 +268,14 @@ Layout fragment_rows_layout(const MmaTiling& tiling, int64_t rows) {
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}{}", weight.name(), activation.name(),
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}{}{}", weight.name(), activation.name(),
       group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
       block_n, block_k, warps, split_k, unroll,
       persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "",
       scale_after_mma ? "_sa" : "",
       min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "",
-      weights_as_a ? "_wa" : "", wgmma ? "_wg" : "");
+      weights_as_a ? "_wa" : "", wgmma ? "_wg" : "", copy_after_wait ? "_cw" : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -642,16 +645,27 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     auto loop = b.for_range(t_begin, t_end, 1, "t");
     const Expr t = loop.var();
     const Expr step = b.let("step", t - t_begin);
-    if (stages > 1) {
-      const Expr ahead = b.let("t_ahead", t + (stages - 1));
-      auto prefetch = b.if_(ahead < t_end);
-      copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
+    if (config.copy_after_wait) {
+      b.wait(static_cast<int>(stages - 2));
+      b.barrier();
+      {
+        const Expr ahead = b.let("t_ahead", t + (stages - 1));
+        auto prefetch = b.if_(ahead < t_end);
+        copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
+      }
+      b.commit();
     } else {
-      copy_iteration(t * chunk, 0);
+      if (stages > 1) {
+        const Expr ahead = b.let("t_ahead", t + (stages - 1));
+        auto prefetch = b.if_(ahead < t_end);
+        copy_iteration(ahead * chunk, b.let("slot_ahead", (step + (stages - 1)) % stages));
+      } else {
+        copy_iteration(t * chunk, 0);
+      }
+      b.commit();
+      b.wait(static_cast<int>(stages - 1));
+      b.barrier();
     }
-    b.commit();
-    b.wait(static_cast<int>(stages - 1));
-    b.barrier();
     const Expr slot = b.let("slot", step % stages);
     // With scale_after_mma the iteration's products meet in `part`, which its group's scales
     // (a row in the C fragments' column order, repeated over the rows) multiply into acc.
@@ -677,8 +691,12 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
       b.set_layout(spread, tiling.c_layout());
       b.assign(acc, fma(sums, spread, acc));
     }
-    b.barrier();  // the slot is overwritten by a later iteration's copy
+    // The slot is overwritten by a later iteration's copy: with copy_after_wait, by the next
+    // iteration's, after its barrier; else here. (Persistent blocks start their next share's
+    // copies right after the loop.)
+    if (!config.copy_after_wait) b.barrier();
     loop.end();
+    if (config.copy_after_wait) b.barrier();
     store_tile(acc);
   };
 
@@ -951,6 +969,16 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
       if (wave_efficiency(blocks, 8 * sm_count) > wave_efficiency(blocks, 7 * sm_count)) {
         config.min_blocks_per_sm = 8;
       }
+    }
+    // 4-bit integer weights on 8-row tiles issue each copy after the iteration's wait (one
+    // barrier per iteration). Measured on an H200 (u4 M=1, same call, two rounds): K=28672
+    // N=8192 34.1/34.1 us against 35.2/34.9, K=8192 N=57344 60.6/60.4 against 61.5/61.7, K=8192
+    // N=10240 17.1/17.2 against 17.5/17.4, K=4096 N=28672 equal (20.8); but u4 M=16 74.1-76.0
+    // against 74.0-74.5 at N=57344 and 38.9-39.2 against 38.2-38.5 at K=28672 N=8192, and u8 M=1
+    // 116.4 against 112.2 at N=57344: those keep the copy first.
+    if (config.weights_as_a && config.block_m == 8 && weight.is_integer() && bits == 4 &&
+        config.unroll == 2 && config.stages == 2) {
+      config.copy_after_wait = true;
     }
   }
   if (group_size > 0 && group_size < 16) {

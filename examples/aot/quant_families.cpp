@@ -51,6 +51,7 @@ examples::QuantGemmConfig quant_gemm_config(const aot::Config& config) {
       static_cast<int>(at_least(config, "min_blocks_per_sm", c.min_blocks_per_sm, 0, 32));
   c.weights_as_a = config.boolean("weights_as_a", c.weights_as_a);
   c.wgmma = config.boolean("wgmma", c.wgmma);
+  c.copy_after_wait = config.boolean("copy_after_wait", c.copy_after_wait);
   return c;
 }
 

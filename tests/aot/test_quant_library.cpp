@@ -353,7 +353,7 @@ TEST_CASE("a quant plan's variant names the re-packing its W must have", "[aot][
       nibble::aot_examples::quant_gemm_config_of_variant(decode.variant);
   const examples::QuantGemmConfig prefill_config =
       nibble::aot_examples::quant_gemm_config_of_variant(prefill.variant);
-  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_8x128x64_w4_s8_u2_sa_wa");
+  CHECK(decode_config.name() == "quant_gemm_u4_f16_g128_decode_8x128x64_w4_s8_u2_sa_wa_cw");
   CHECK(prefill_config.name() == "quant_gemm_u4_f16_g128_prefill4_64x128x64_w4_s1_u1");
   // The two schedules tile W differently, so each needs its own re-packed copy (README.md);
   // each copy holds the same codes.

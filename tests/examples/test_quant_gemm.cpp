@@ -166,6 +166,17 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     QuantGemmConfig streamed = config;
     streamed.persistent_blocks = 3;
     run_case(streamed, 2, 128, 512, 23);
+    // Each copy issued after the iteration's wait, with 2 and 3 stages, and with persistent
+    // blocks (whose next share's first copies follow the loop).
+    for (int64_t stages : {2, 3}) {
+      QuantGemmConfig late = wide;
+      late.copy_after_wait = true;
+      late.stages = stages;
+      run_case(late, 5, 256, 512, 24);
+    }
+    QuantGemmConfig late_streamed = streamed;
+    late_streamed.copy_after_wait = true;
+    run_case(late_streamed, 2, 128, 512, 25);
   }
   // The transposed dot on wgmma (prefill, sm_90a): the activations read in place from the
   // ring. One and two warpgroups, rows below and past the tile, odd widths, zero points, two
@@ -290,6 +301,12 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   bad.block_n = 48;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("block_n 48 is not a power of two"));
+  bad = config;
+  bad.copy_after_wait = true;
+  bad.stages = 1;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("copy_after_wait needs the mma.sync loop (no wgmma) and at least 2 "
+                             "stages"));
   bad = config;
   bad.group_size = 96;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),

@@ -233,7 +233,8 @@ def config_key(config) -> tuple:
     return (config.weight.name, config.activation.name, config.group_size, config.zero_points,
             config.schedule, config.block_m, config.block_n, config.block_k, config.warps,
             config.split_k, config.unroll, config.stages, config.persistent_blocks,
-            config.scale_after_mma, config.min_blocks_per_sm, config.weights_as_a, config.wgmma)
+            config.scale_after_mma, config.min_blocks_per_sm, config.weights_as_a, config.wgmma,
+            config.copy_after_wait)
 
 
 def _host_array(value, what: str) -> np.ndarray:
