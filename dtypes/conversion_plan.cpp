@@ -367,8 +367,7 @@ ConversionPlan integer_magic_plan(DataType source, DataType target) {
   const bool to_f16 = target == DataType::f16();
   const int mantissa_bits = target.mantissa_bits();
   const double magic = std::ldexp(1.0, mantissa_bits);  // 2^m: the ulp is 1 in [2^m, 2^(m+1))
-  const uint32_t magic_bits = exact_constant(target, magic);
-  const int max_offset = mantissa_bits - bits;  // x * 2^offset < 2^m
+  const int max_offset = mantissa_bits - bits;          // x * 2^offset < 2^m
   const int words = words_for(bits);
   const int elements = 32 * words / bits;
   const bool is_signed = source.is_signed();
@@ -438,29 +437,32 @@ ConversionPlan integer_magic_plan(DataType source, DataType target) {
       const int hi_element = best->high[static_cast<size_t>(pair)];
       const int lo_offset = lo_element * bits - best->low_start;
       const int hi_offset = hi_element * bits - best->high_start;
-      // h = 2^m + (x + sign_bias) * 2^offset in each half.
+      // Under the exponent of 2^(m - offset) a field at that offset has ulp weight 1: h =
+      // 2^(m - offset) + x + sign_bias in each half, and x = h - (2^(m - offset) + sign_bias),
+      // exact. Every fix-up is then a subtraction of a constant (for f16), at any offset.
+      const auto exponent = [&](int offset) {
+        return exact_constant(target, std::ldexp(magic, -offset));
+      };
       const uint32_t mask = halves(field << lo_offset, field << hi_offset);
-      uint32_t constant = both_halves(magic_bits);
+      uint32_t constant = halves(exponent(lo_offset), exponent(hi_offset));
       if (is_signed) {
         constant |=
             halves(uint32_t{1} << (lo_offset + bits - 1), uint32_t{1} << (hi_offset + bits - 1));
       }
       const Operand h = plan.lop3(carrier, Operand::imm(mask), Operand::imm(constant),
                                   is_signed ? kAndThenXor : kAndThenOr);
-      // x = h * 2^-offset - (2^m * 2^-offset + sign_bias), exact.
+      const auto bias = [&](int offset) { return std::ldexp(magic, -offset) + sign_bias; };
       Operand value;
-      if (to_f16 && lo_offset == 0 && hi_offset == 0) {
+      if (to_f16) {
         value = plan.emit(Opcode::SubF16x2, h,
-                          Operand::imm(both_halves(exact_constant(target, magic + sign_bias))));
+                          Operand::imm(halves(exact_constant(target, bias(lo_offset)),
+                                              exact_constant(target, bias(hi_offset)))));
       } else {
-        const auto subtrahend = [&](int offset) {
-          return exact_constant(target, -(std::ldexp(magic, -offset) + sign_bias));
-        };
-        const uint32_t scale = halves(exact_constant(target, std::ldexp(1.0, -lo_offset)),
-                                      exact_constant(target, std::ldexp(1.0, -hi_offset)));
-        const uint32_t offset = halves(subtrahend(lo_offset), subtrahend(hi_offset));
-        value = plan.emit(to_f16 ? Opcode::FmaF16x2 : Opcode::FmaBf16x2, h, Operand::imm(scale),
-                          Operand::imm(offset));
+        // sub.bf16x2 needs sm_90: fma with a scale of one.
+        value =
+            plan.emit(Opcode::FmaBf16x2, h, Operand::imm(both_halves(exact_constant(target, 1.0))),
+                      Operand::imm(halves(exact_constant(target, -bias(lo_offset)),
+                                          exact_constant(target, -bias(hi_offset)))));
       }
       plan.output(value, lo_element, hi_element);
       converted[static_cast<size_t>(lo_element)] = true;
@@ -468,10 +470,9 @@ ConversionPlan integer_magic_plan(DataType source, DataType target) {
       remaining -= 2;
     }
   }
-  const std::string technique =
-      fmt::format("{}magic exponent 0x{:04x} ({}) by lop3, then one {} per word",
-                  is_signed ? "sign bit xor and " : "", magic_bits, magic,
-                  to_f16 ? "sub/fma.f16x2" : "fma.bf16x2");
+  const std::string technique = fmt::format(
+      "{}magic exponent 2^({} - offset) by lop3, then one {} per word",
+      is_signed ? "sign bit xor and " : "", mantissa_bits, to_f16 ? "sub.f16x2" : "fma.bf16x2");
   return std::move(plan).finish(technique);
 }
 

@@ -32,13 +32,6 @@ int64_t k_tiles_per_iteration(const QuantGemmConfig& config) {
   return config.wgmma ? 2 : config.unroll;
 }
 
-// The share of the slots of the waves `blocks` take, `slots` at a time, that hold a block: 1 when
-// the last wave is full.
-double wave_efficiency(int64_t blocks, int64_t slots) {
-  const int64_t waves = (blocks + slots - 1) / slots;
-  return static_cast<double>(blocks) / static_cast<double>(waves * slots);
-}
-
 bool power_of_two(int64_t value) {
   return value > 0 && std::has_single_bit(static_cast<uint64_t>(value));
 }
@@ -929,9 +922,15 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     // K=8192 N=10240 18.9 with 8 against 21.0 with 16, K=4096 N=28672 24.6 with 4 against 27.0
     // with 8, K=8192 N=28672 39.3 with 4 against 40.4 with 8 (i4; u3 49.1 against 49.9, u2 38.3
     // against 39.1); the other shapes keep their split (K=8192 N=57344: 74.8 with 2, 74.5
-    // with 4); f4e2m1 loses 2% (53.4 with 4 against 52.3 with 8).
+    // with 4); f4e2m1 loses 2% (53.4 with 4 against 52.3 with 8). So do 4-bit integer weights
+    // on 8-row tiles (64 registers: 8 blocks per SM), measured the same way (u4 M=1): K=8192
+    // N=57344 59.6 us with 2 against 64.3 with 4, K=8192 N=28672 33.2 with 4 against 34.8 with
+    // 8, K=8192 N=10240 16.1 with 8 against 17.1 with 16, K=4096 N=28672 19.9 with 4 against
+    // 20.5 with 8, K=28672 N=8192 33.2 with 16 against 33.8 with 32; K=4096 N=6144 (8) and
+    // K=14336 N=4096 (16) keep theirs.
     const int64_t chunk = config.block_k * config.unroll;
-    const int64_t blocks_per_sm = weight.bits() == 8 ? 16 : (m > 8 && m <= 16 ? 4 : 8);
+    const bool four_per_sm = m <= 16 && (m > 8 || (weight.is_integer() && bits == 4));
+    const int64_t blocks_per_sm = weight.bits() == 8 ? 16 : (four_per_sm ? 4 : 8);
     while (n / config.block_n * config.split_k < blocks_per_sm * sm_count &&
            k % (chunk * config.split_k * 2) == 0 && k / (chunk * config.split_k * 2) >= 4) {
       config.split_k *= 2;
@@ -957,18 +956,6 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     if (!zero_points && transposed && transposed->warps_n == 1) {
       config.weights_as_a = true;
       config.block_m = rows;
-    }
-    // 4-bit integer weights on 8-row tiles take 69 registers on sm_90a: 7 blocks per SM, or 8
-    // when held to 64 (no spills). The grid takes whichever wastes less of its last wave. Measured
-    // on an H200 (u4 M=1, same run): K=28672 N=8192 (2048 blocks: 2.2 waves of 7, 1.9 of 8) 34.2 us
-    // with 8 against 36.5; K=8192 N=28672 and N=57344 (1792 blocks: 1.9 waves of 7, 1.7 of 8) 34.3
-    // and 62.4 with 7 against 35.1 and 64.4.
-    if (sm == 90 && config.weights_as_a && config.block_m == 8 && weight.is_integer() &&
-        bits == 4 && config.unroll == 2) {
-      const int64_t blocks = n / config.block_n * config.split_k;
-      if (wave_efficiency(blocks, 8 * sm_count) > wave_efficiency(blocks, 7 * sm_count)) {
-        config.min_blocks_per_sm = 8;
-      }
     }
     // 4-bit integer weights on 8-row tiles issue each copy after the iteration's wait (one
     // barrier per iteration). Measured on an H200 (u4 M=1, same call, two rounds): K=28672

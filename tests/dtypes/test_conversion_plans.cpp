@@ -465,7 +465,7 @@ TEST_CASE("plans keep their expected cost and element order", "[plans]") {
     REQUIRE(plan);
     return plan->ops.size();
   };
-  // Per 32-bit input word: the classic lop3/sub/fma sequences.
+  // Per 32-bit input word: lop3 and one sub (f16) or fma (bf16) per output word.
   CHECK(ops("u4", "f16") == 9);
   CHECK(ops("i4", "f16") == 9);
   CHECK(ops("u4", "bf16") == 11);
@@ -506,8 +506,10 @@ TEST_CASE("plans print as PTX-like listings", "[plans]") {
   const std::string text = nd::to_string(*plan);
   CHECK(text.find("// u4 -> f16:") == 0);
   CHECK(text.find("lop3.b32 %r1, %r0, 0x000f000f, 0x64006400, 0xea;") != std::string::npos);
-  CHECK(text.find("sub.rn.f16x2") != std::string::npos);
-  CHECK(text.find("fma.rn.f16x2") != std::string::npos);
+  CHECK(text.find("sub.rn.f16x2 %r2, %r1, 0x64006400;") != std::string::npos);
+  // A field four bits up sits under the exponent of 2^6, whose ulp there is one.
+  CHECK(text.find("lop3.b32 %r3, %r0, 0x00f000f0, 0x54005400, 0xea;") != std::string::npos);
+  CHECK(text.find("fma.rn.f16x2") == std::string::npos);
   CHECK(text.find("shr.u32") != std::string::npos);
   size_t instruction_lines = 0;
   size_t start = 0;
