@@ -87,9 +87,9 @@ struct QuantGemmConfig {
   // takes scale_after_mma, each pair of k tiles (one iteration) in one group, its partial sum
   // scaled into the accumulator while the next pair's dots run.
   bool wgmma = false;
-  // Decode on mma.sync, stages > 1: each iteration waits for its tile, passes the barrier, and
-  // only then issues the copy of the tile stages - 1 ahead, into the slot every thread has
-  // finished reading (the previous iteration's): one barrier per iteration instead of two, the
+  // The mma.sync loop (no wgmma), stages > 1: each iteration waits for its tile, passes the
+  // barrier, and only then issues the copy of the tile stages - 1 ahead, into the slot every thread
+  // has finished reading (the previous iteration's): one barrier per iteration instead of two, the
   // copy issued one wait later.
   bool copy_after_wait = false;
 
