@@ -14,7 +14,8 @@
 //
 // --variants measures each listed override of the chosen configuration (keys: block_m,
 // block_n, block_k, warps, split_k, unroll, stages, persistent_blocks, scale_after_mma,
-// min_blocks_per_sm, weights_as_a, wgmma, copy_after_wait, prefill), for tuning the chooser.
+// min_blocks_per_sm, weights_as_a, wgmma, copy_after_wait, finish_in_gemm, cluster_split,
+// prefill), for tuning the chooser.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -166,6 +167,10 @@ QuantGemmConfig with_overrides(QuantGemmConfig config, const std::string& overri
       config.wgmma = value != 0;
     } else if (key == "copy_after_wait") {
       config.copy_after_wait = value != 0;
+    } else if (key == "finish_in_gemm") {
+      config.finish_in_gemm = value != 0;
+    } else if (key == "cluster_split") {
+      config.cluster_split = value != 0;
     } else if (key == "prefill") {
       config.schedule =
           value != 0 ? examples::QuantSchedule::Prefill : examples::QuantSchedule::Decode;

@@ -140,11 +140,12 @@ int run_quantize(Arguments args, std::ostream& out) {
         "{{\"name\": \"{}\", \"block_m\": {}, \"block_n\": {}, \"block_k\": {}, \"warps\": {}, "
         "\"split_k\": {}, \"unroll\": {}, \"stages\": {}, \"scale_after_mma\": {}, "
         "\"min_blocks_per_sm\": {}, \"weights_as_a\": {}, \"wgmma\": {}, "
-        "\"copy_after_wait\": {}, \"stored_type\": \"{}\"}}",
+        "\"copy_after_wait\": {}, \"finish_in_gemm\": {}, \"cluster_split\": {}, "
+        "\"stored_type\": \"{}\"}}",
         config.name(), config.block_m, config.block_n, config.block_k, config.warps, config.split_k,
         config.unroll, config.stages, config.scale_after_mma, config.min_blocks_per_sm,
-        config.weights_as_a, config.wgmma, config.copy_after_wait,
-        examples::stored_weight_type(config).name());
+        config.weights_as_a, config.wgmma, config.copy_after_wait, config.finish_in_gemm,
+        config.cluster_split, examples::stored_weight_type(config).name());
   }
 
   std::filesystem::create_directories(*output);

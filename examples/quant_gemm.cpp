@@ -112,6 +112,18 @@ void validate(const QuantGemmConfig& config) {
                                chunk));
     }
   }
+  if (config.finish_in_gemm &&
+      (config.split_k < 2 || config.persistent_blocks > 0 || config.cluster_split)) {
+    fail(config,
+         "finish_in_gemm needs split_k above 1 (and no persistent_blocks or cluster_split)");
+  }
+  if (config.cluster_split &&
+      (config.split_k < 2 || config.split_k > vm::kMaxClusterBlocks ||
+       config.persistent_blocks > 0 || config.block_n % config.split_k != 0)) {
+    fail(config, fmt::format("cluster_split needs split_k from 2 to {} dividing block_n {} (and no "
+                             "persistent_blocks)",
+                             vm::kMaxClusterBlocks, config.block_n));
+  }
   if (config.copy_after_wait && (config.wgmma || config.stages < 2)) {
     fail(config, "copy_after_wait needs the mma.sync loop (no wgmma) and at least 2 stages");
   }
@@ -261,14 +273,16 @@ Layout fragment_rows_layout(const MmaTiling& tiling, int64_t rows) {
 
 std::string QuantGemmConfig::name() const {
   return fmt::format(
-      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}{}{}", weight.name(), activation.name(),
-      group_size > 0 ? fmt::format("g{}", group_size) : "pc", zero_points ? "z" : "",
+      "quant_gemm_{}_{}_{}{}_{}_{}x{}x{}_w{}_s{}_u{}{}{}{}{}{}{}{}{}", weight.name(),
+      activation.name(), group_size > 0 ? fmt::format("g{}", group_size) : "pc",
+      zero_points ? "z" : "",
       schedule == QuantSchedule::Decode ? "decode" : fmt::format("prefill{}", stages), block_m,
       block_n, block_k, warps, split_k, unroll,
       persistent_blocks > 0 ? fmt::format("_p{}", persistent_blocks) : "",
       scale_after_mma ? "_sa" : "",
       min_blocks_per_sm > 0 ? fmt::format("_b{}", min_blocks_per_sm) : "",
-      weights_as_a ? "_wa" : "", wgmma ? "_wg" : "", copy_after_wait ? "_cw" : "");
+      weights_as_a ? "_wa" : "", wgmma ? "_wg" : "", copy_after_wait ? "_cw" : "",
+      finish_in_gemm ? "_fg" : "", cluster_split ? "_cs" : "");
 }
 
 DataType stored_weight_type(const QuantGemmConfig& config) {
@@ -402,6 +416,11 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   std::optional<Pointer> z;
   if (config.zero_points) z = b.pointer("z", act, 16);
   Pointer c = split ? b.pointer("workspace", f32, 4) : b.pointer("c", act, 4);
+  std::optional<Pointer> counters, c_out;
+  if (config.finish_in_gemm) {
+    counters = b.pointer("counters", i32, 4);
+    c_out = b.pointer("c", act, 4);
+  }
   Expr m = b.scalar("m");
   Expr n = b.scalar("n", i32, bn);
   // K is a whole number of split iterations and of groups (launch-time checked).
@@ -413,6 +432,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   } else {
     b.launch({n / bn, cdiv(m, bm), config.split_k}, config.warps);
   }
+  if (config.cluster_split) b.cluster({1, 1, config.split_k});
   if (config.min_blocks_per_sm > 0) b.min_blocks_per_sm(config.min_blocks_per_sm);
 
   Tensor A = b.view(a, {m, k}, "A");
@@ -603,6 +623,33 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
   };
 
   // The accumulated tile of C (C^T with weights_as_a) into C, or added into the workspace.
+  // finish_in_gemm: the tile's last block to arrive reads the sums every split added (fetch_add
+  // orders their additions before its loads), rounds them into C and leaves zeros behind.
+  auto finish_tile = [&] {
+    Tensor Counters = b.view(*counters, {cdiv(m, bm) * (n / bn)}, "Counters");
+    const Expr tile = b.let("tile", b.block_id(1) * (n / bn) + b.block_id(0));
+    const Expr arrived = b.fetch_add("arrived", Counters, {tile}, 1);
+    auto last = b.if_(eq(arrived, config.split_k - 1));
+    Tensor sums = b.load(C, {m0, n0}, {bm, bn}, "tile_sums");
+    b.store(b.view(*c_out, {m, n}, "C"), {m0, n0}, b.cast(sums, act, "c_tile"));
+    b.store(C, {m0, n0}, b.zeros({bm, bn}, f32, "cleared"));
+    b.store(Counters, {tile}, b.zeros({1}, i32, "reset"));
+  };
+  // cluster_split: each split leaves its partial tile in its shared memory; after the cluster
+  // barrier, split r adds column share r of every split's tile (split 0 first) and rounds it into
+  // C; the second barrier keeps each block's tile alive until its peers have read it.
+  auto add_cluster_partials = [&](const Tensor& result) {
+    Tensor partial = b.alloc_shared({bm, bn}, f32, "partial");
+    b.store_shared(partial, {0, 0}, result);
+    b.cluster_barrier();
+    const int64_t share = bn / config.split_k;
+    const Expr c0 = b.let("share_column", b.block_id(2) * share);
+    Tensor sum = b.load_peer_shared(partial, 0, {0, c0}, {bm, share}, "split_sum");
+    for (int64_t peer = 1; peer < config.split_k; ++peer)
+      b.assign(sum, sum + b.load_peer_shared(partial, peer, {0, c0}, {bm, share}));
+    b.store(C, {m0, n0 + c0}, b.cast(sum, act, "c_share"));
+    b.cluster_barrier();
+  };
   auto store_tile = [&](const Tensor& acc) {
     Tensor result = acc;
     if (transposed) {
@@ -611,6 +658,9 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
     if (split) {
       b.atomic_add(C, {m0, n0}, result);
+      if (config.finish_in_gemm) finish_tile();
+    } else if (config.cluster_split) {
+      add_cluster_partials(result);
     } else {
       b.store(C, {m0, n0}, b.cast(result, act, "c_tile"));
     }
@@ -773,6 +823,10 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
   }
   return b.finish();
+}
+
+int64_t quant_gemm_counters(const QuantGemmConfig& config, int64_t m, int64_t n) {
+  return (m + config.block_m - 1) / config.block_m * (n / config.block_n);
 }
 
 vm::Program quant_gemm_finish(DataType activation) {
@@ -966,6 +1020,24 @@ QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, DataTy
     if (config.weights_as_a && config.block_m == 8 && weight.is_integer() && bits == 4 &&
         config.unroll == 2 && config.stages == 2) {
       config.copy_after_wait = true;
+      // And split four ways or more, the last block of each tile finishes it (no second
+      // launch). Measured on an H200 (u4 M=1, same call, two rounds): K=28672 N=8192 32.6/32.7
+      // us against 33.2/33.1, K=4096 N=28672 19.6/19.6 against 19.8/19.9, K=14336 N=4096
+      // 13.1/13.0 against 13.3/13.3, K=8192 N=10240 15.8/15.7 against 16.1/16.0; but K=8192
+      // N=57344 (2 splits) 60.0/59.8 against 59.6/59.9, and every 16-row tile and u8 lose 1-3
+      // us: each block waits at its end until its atomic additions are done, which at 16 rows
+      // (2048 per block) costs more than the finishing kernel.
+      config.finish_in_gemm = config.split_k >= 4;
+    }
+    // sm_90a, two splits of 4-bit integer weights: the pair of blocks as one cluster, adding
+    // through shared memory. Measured on an H200 (u4, same call, two rounds): K=8192 N=57344 M=1
+    // 58.3/58.0 us against 59.3/59.0, M=16 71.2/71.4 against 72.4/72.5. Clusters of 4 to 16
+    // splits lose (M=16 K=28672 N=8192: 47.4 with 16, 45.4 with 8, 53.8 with 4, against 38.1;
+    // K=4096 N=28672 25.1 against 24.0 with 4), and so does the wgmma decode (u8 M=16 N=57344
+    // 134.1 against 117.1).
+    if (sm == 90 && !config.wgmma && weight.is_integer() && bits == 4 && config.block_m <= 16 &&
+        config.split_k == 2 && config.persistent_blocks == 0) {
+      config.cluster_split = true;
     }
   }
   if (group_size > 0 && group_size < 16) {

@@ -21,7 +21,9 @@
 //     weights_as_a where its tiling allows) and splits K over
 //     blockIdx.z when N alone gives too few blocks; split partial sums meet in an f32 workspace
 //     through atomics, and a second small kernel (quant_gemm_finish) rounds them into C and clears
-//     the workspace for the next call. The prefill schedule (large M: compute-bound) uses large
+//     the workspace for the next call, or (finish_in_gemm) the last split of each tile does; on
+//     sm_90a two splits may instead form a cluster that adds through shared memory
+//     (cluster_split). The prefill schedule (large M: compute-bound) uses large
 //     tiles and no split on mma.sync. Its wgmma form (config.wgmma) runs the transposed dot with
 //     the dequantized, scaled weights as wgmma's A operand in registers and the activation ring
 //     read in place by wgmma as B; each k tile's dot is async and overlaps the dequantization of
@@ -92,10 +94,20 @@ struct QuantGemmConfig {
   // has finished reading (the previous iteration's): one barrier per iteration instead of two, the
   // copy issued one wait later.
   bool copy_after_wait = false;
+  // Split K (no persistent blocks): the last of a tile's split_k blocks to add its partial sums
+  // to the workspace (a counter per output tile, vm fetch_add) rounds the tile's sums into C and
+  // clears them and the counter, so that no quant_gemm_finish launch follows the GEMM.
+  bool finish_in_gemm = false;
+  // sm_90a, 2 to 16 splits of K (no persistent blocks): the split_k blocks of an output tile form
+  // a cluster and add their partial sums through distributed shared memory, in split order, each
+  // rounding block_n / split_k of the tile's columns into C: no workspace, no atomics, no
+  // quant_gemm_finish.
+  bool cluster_split = false;
 
-  // Partial sums meet in the f32 workspace (split K or persistent blocks), and
-  // quant_gemm_finish rounds them into C.
-  bool uses_workspace() const { return split_k > 1 || persistent_blocks > 0; }
+  // Partial sums meet in the f32 workspace (split K without clusters, or persistent blocks), and
+  // quant_gemm_finish (or, with finish_in_gemm, the tile's last block) rounds them into C.
+  bool uses_workspace() const { return (split_k > 1 && !cluster_split) || persistent_blocks > 0; }
+  bool launches_finish() const { return uses_workspace() && !finish_in_gemm; }
   std::string name() const;  // e.g. "quant_gemm_u4_f16_g128_decode_16x64x128_w4_s1_u1"
 };
 
@@ -137,10 +149,14 @@ struct FragmentOrder {
 // no conversion plan to the activation type, zero points on a type that is not unsigned.
 FragmentOrder fragment_order(const QuantGemmConfig& config);
 
-// The GEMM kernel. Parameters: a, w (re-packed), s, [z], then c (the activation type) or
-// workspace (uses_workspace(): f32, zero on entry and left to quant_gemm_finish), then m, n, k.
-// Grid: (N / block_n, cdiv(M, block_m), split_k), or (persistent_blocks, cdiv(M, block_m), 1).
+// The GEMM kernel. Parameters: a, w (re-packed), s, [z], then c (the activation type), or
+// workspace (uses_workspace(): f32 [M, N], zero on entry and left to quant_gemm_finish), or with
+// finish_in_gemm workspace, counters and c (workspace and counters zero on entry and left zero);
+// then m, n, k. Grid: (N / block_n, cdiv(M, block_m), split_k), or (persistent_blocks,
+// cdiv(M, block_m), 1).
 vm::Program quant_gemm(const QuantGemmConfig& config);
+// The i32 counters a finish_in_gemm call of M rows and N columns needs: one per output tile.
+int64_t quant_gemm_counters(const QuantGemmConfig& config, int64_t m, int64_t n);
 
 // c[i] = round(workspace[i]) and workspace[i] = 0, for i < count: the end of a split-K GEMM.
 // Parameters: workspace (f32), c (`activation`), count.

@@ -61,6 +61,7 @@ constexpr int kAttributeComputeCapabilityMajor = 75;
 constexpr int kAttributeComputeCapabilityMinor = 76;
 constexpr int kAttributeMaxSharedPerBlockOptin = 97;
 constexpr int kFunctionAttributeMaxDynamicShared = 8;
+constexpr int kFunctionAttributeNonPortableClusterSizeAllowed = 14;
 constexpr int kJitInfoLogBuffer = 3;
 constexpr int kJitInfoLogBufferSize = 4;
 constexpr int kJitErrorLogBuffer = 5;
@@ -270,9 +271,15 @@ void DeviceBuffer::copy_from(const DeviceBuffer& source) {
 // ---- modules and launches --------------------------------------------------------------------
 
 std::string to_string(const LaunchConfig& config) {
-  return fmt::format("grid ({}, {}, {}), block ({}, {}, {}), {} bytes of dynamic shared memory",
-                     config.grid[0], config.grid[1], config.grid[2], config.block[0],
-                     config.block[1], config.block[2], config.shared_memory_bytes);
+  std::string text =
+      fmt::format("grid ({}, {}, {}), block ({}, {}, {}), {} bytes of dynamic shared memory",
+                  config.grid[0], config.grid[1], config.grid[2], config.block[0], config.block[1],
+                  config.block[2], config.shared_memory_bytes);
+  if (config.cluster[0] * config.cluster[1] * config.cluster[2] > 1) {
+    text += fmt::format(", clusters ({}, {}, {})", config.cluster[0], config.cluster[1],
+                        config.cluster[2]);
+  }
+  return text;
 }
 
 Module Module::load(std::span<const uint8_t> image, std::string_view description) {
@@ -336,14 +343,27 @@ void launch(void* function, std::string_view kernel_name, const LaunchConfig& co
           "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)",
           fmt::format("kernel '{}' with {}", kernel_name, to_string(config)));
   }
-  if (config.dependent && a.cuLaunchKernelEx != nullptr) {
-    // CUlaunchConfig with one CUlaunchAttribute: PROGRAMMATIC_STREAM_SERIALIZATION (6) = 1.
+  const bool clustered = config.cluster[0] * config.cluster[1] * config.cluster[2] > 1;
+  if (clustered && a.cuLaunchKernelEx == nullptr) {
+    throw CudaError(fmt::format("kernel '{}' with {}: clusters need cuLaunchKernelEx (CUDA 12)",
+                                kernel_name, to_string(config)),
+                    0);
+  }
+  if (clustered && config.cluster[0] * config.cluster[1] * config.cluster[2] > 8) {
+    check(a, a.cuFuncSetAttribute(function, kFunctionAttributeNonPortableClusterSizeAllowed, 1),
+          "cuFuncSetAttribute(NON_PORTABLE_CLUSTER_SIZE_ALLOWED)",
+          fmt::format("kernel '{}' with {}", kernel_name, to_string(config)));
+  }
+  if ((config.dependent || clustered) && a.cuLaunchKernelEx != nullptr) {
+    // CUlaunchConfig with CUlaunchAttributes: PROGRAMMATIC_STREAM_SERIALIZATION (6) = 1,
+    // CLUSTER_DIMENSION (4) = the cluster's extents.
     struct Attribute {
       int id = 6;
       char pad[4] = {};
       union {
         char bytes[64];
         int allowed;
+        unsigned extents[3];
       } value{};
     };
     struct ExtendedConfig {
@@ -355,16 +375,24 @@ void launch(void* function, std::string_view kernel_name, const LaunchConfig& co
       unsigned attribute_count;
     };
     static_assert(sizeof(Attribute) == 72, "CUlaunchAttribute is 72 bytes");
-    Attribute serialization;
-    serialization.value.allowed = 1;
+    std::array<Attribute, 2> attributes;
+    unsigned count = 0;
+    if (config.dependent) attributes[count++].value.allowed = 1;
+    if (clustered) {
+      Attribute& cluster = attributes[count++];
+      cluster.id = 4;
+      for (size_t d = 0; d < 3; ++d)
+        cluster.value.extents[d] = config.cluster[d];
+    }
     const ExtendedConfig extended{{config.grid[0], config.grid[1], config.grid[2]},
                                   {config.block[0], config.block[1], config.block[2]},
                                   config.shared_memory_bytes,
                                   config.stream,
-                                  &serialization,
-                                  1};
+                                  attributes.data(),
+                                  count};
     check(a, a.cuLaunchKernelEx(&extended, function, arguments.data(), nullptr), "cuLaunchKernelEx",
-          fmt::format("kernel '{}' with {} (dependent launch)", kernel_name, to_string(config)));
+          fmt::format("kernel '{}' with {}{}", kernel_name, to_string(config),
+                      config.dependent ? " (dependent launch)" : ""));
     return;
   }
   check(a,

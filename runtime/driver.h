@@ -109,6 +109,8 @@ struct LaunchConfig {
   // waits for it itself: vm::Program::dependent_launch). A driver without cuLaunchKernelEx
   // launches it plainly, which is as correct.
   bool dependent = false;
+  // Blocks per cluster (sm_90, vm::Program::cluster); {1, 1, 1}: none. Needs cuLaunchKernelEx.
+  std::array<uint32_t, 3> cluster = {1, 1, 1};
 };
 std::string to_string(const LaunchConfig& config);
 

@@ -54,6 +54,13 @@ bool operator==(const WaitGroup& a, const WaitGroup& b) {
 bool operator==(const Barrier&, const Barrier&) {
   return true;
 }
+bool operator==(const ClusterBarrier&, const ClusterBarrier&) {
+  return true;
+}
+bool operator==(const LoadPeerShared& a, const LoadPeerShared& b) {
+  return std::tie(a.result, a.source, a.block, a.offsets) ==
+         std::tie(b.result, b.source, b.block, b.offsets);
+}
 bool operator==(const Cast& a, const Cast& b) {
   return std::tie(a.result, a.source) == std::tie(b.result, b.source);
 }
@@ -130,9 +137,10 @@ bool operator==(const TensorInfo& a, const TensorInfo& b) {
 }
 bool operator==(const Program& a, const Program& b) {
   return std::tie(a.name, a.params, a.grid, a.warps, a.shared_memory_bytes, a.min_blocks_per_sm,
-                  a.early_trigger, a.dependent_launch, a.tensors, a.body, a.next_var_id) ==
+                  a.early_trigger, a.dependent_launch, a.cluster, a.tensors, a.body,
+                  a.next_var_id) ==
          std::tie(b.name, b.params, b.grid, b.warps, b.shared_memory_bytes, b.min_blocks_per_sm,
-                  b.early_trigger, b.dependent_launch, b.tensors, b.body, b.next_var_id);
+                  b.early_trigger, b.dependent_launch, b.cluster, b.tensors, b.body, b.next_var_id);
 }
 
 }  // namespace nibble::vm

@@ -814,6 +814,7 @@ class Parser {
     bool seen_warps = false;
     bool seen_shared = false;
     bool seen_min_blocks = false;
+    bool seen_cluster = false;
     auto once = [&](bool& seen, size_t at, std::string_view what) {
       if (seen) fail(at, fmt::format("a second '{}' line", what));
       seen = true;
@@ -845,6 +846,14 @@ class Parser {
         once(program_.early_trigger, at, "early_trigger");  // sets it
       } else if (accept_word("dependent_launch")) {
         once(program_.dependent_launch, at, "dependent_launch");  // sets it
+      } else if (accept_word("cluster")) {
+        once(seen_cluster, at, "cluster");
+        expect('(');
+        for (size_t i = 0; i < 3; ++i) {
+          if (i > 0) expect(',');
+          program_.cluster[i] = small_integer("a number of blocks");
+        }
+        expect(')');
       } else {
         return;
       }
@@ -1185,6 +1194,18 @@ class Parser {
       i.result = result(r, m, at);
       return i;
     }
+    if (m == "load_peer_shared") {
+      LoadPeerShared i;
+      access(i.source, i.offsets);
+      expect_word("block");
+      i.block = slot();
+      i.result = result(r, m, at);
+      return i;
+    }
+    if (m == "cluster_barrier") {
+      no_result(r, m);
+      return ClusterBarrier{};
+    }
     if (m == "store_shared") {
       no_result(r, m);
       StoreShared i;
@@ -1355,7 +1376,8 @@ class Parser {
       if (m == to_string(op)) return elementwise(op, m, at, r);
     }
     if (m == "param" || m == "grid" || m == "warps" || m == "shared_memory_bytes" ||
-        m == "min_blocks_per_sm" || m == "early_trigger" || m == "dependent_launch") {
+        m == "min_blocks_per_sm" || m == "early_trigger" || m == "dependent_launch" ||
+        m == "cluster") {
       fail(at, fmt::format("'{}' belongs to the header, before the first statement", m));
     }
     fail(at, fmt::format("expected an instruction, found '{}'", m));

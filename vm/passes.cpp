@@ -67,6 +67,7 @@ void instruction_exprs(Instr& instruction, Visit&& visit) {
           }
         }
         if constexpr (std::is_same_v<T, Shuffle>) visit(node.lane);
+        if constexpr (std::is_same_v<T, LoadPeerShared>) visit(node.block);
         if constexpr (std::is_same_v<T, Print>) {
           if (node.scalar) visit(*node.scalar);
         }
@@ -89,10 +90,11 @@ TensorAccess access_of(const Instruction& instruction) {
                       std::is_same_v<T, AllocRegister>) {
           return {{}, node.result, false};
         } else if constexpr (std::is_same_v<T, LoadGlobal> || std::is_same_v<T, LoadShared> ||
-                             std::is_same_v<T, Cast> || std::is_same_v<T, View> ||
-                             std::is_same_v<T, Slice> || std::is_same_v<T, Repeat> ||
-                             std::is_same_v<T, Permute> || std::is_same_v<T, Reshape> ||
-                             std::is_same_v<T, Reduce> || std::is_same_v<T, Shuffle>) {
+                             std::is_same_v<T, LoadPeerShared> || std::is_same_v<T, Cast> ||
+                             std::is_same_v<T, View> || std::is_same_v<T, Slice> ||
+                             std::is_same_v<T, Repeat> || std::is_same_v<T, Permute> ||
+                             std::is_same_v<T, Reshape> || std::is_same_v<T, Reduce> ||
+                             std::is_same_v<T, Shuffle>) {
           return {{node.source}, node.result, false};
         } else if constexpr (std::is_same_v<T, StoreGlobal> || std::is_same_v<T, StoreShared> ||
                              std::is_same_v<T, AtomicAdd>) {
@@ -111,7 +113,7 @@ TensorAccess access_of(const Instruction& instruction) {
           TensorAccess access{{}, std::nullopt, true};
           if (node.tensor) access.reads.push_back(*node.tensor);
           return access;
-        } else {  // CommitGroup, WaitGroup, Barrier
+        } else {  // CommitGroup, WaitGroup, Barrier, ClusterBarrier
           return {{}, std::nullopt, true};
         }
       },

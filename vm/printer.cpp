@@ -185,6 +185,9 @@ class Printer {
       out_ += fmt::format("  min_blocks_per_sm {}\n", p.min_blocks_per_sm);
     if (p.early_trigger) out_ += "  early_trigger\n";
     if (p.dependent_launch) out_ += "  dependent_launch\n";
+    if (p.cluster_blocks() != 1) {
+      out_ += fmt::format("  cluster ({}, {}, {})\n", p.cluster[0], p.cluster[1], p.cluster[2]);
+    }
     if (!p.body.empty()) out_ += "\n";
     body(p.body, 1);
     out_ += "}\n";
@@ -362,6 +365,11 @@ class Printer {
   std::string line(const CommitGroup&) const { return "commit_group"; }
   std::string line(const WaitGroup& i) const { return fmt::format("wait_group {}", i.pending); }
   std::string line(const Barrier&) const { return "barrier"; }
+  std::string line(const ClusterBarrier&) const { return "cluster_barrier"; }
+  std::string line(const LoadPeerShared& i) {
+    return defining(i.result, fmt::format("load_peer_shared {} block {}",
+                                          access(i.source, i.offsets), expr(i.block)));
+  }
   std::string line(const Cast& i) { return defining(i.result, "cast " + tensor(i.source)); }
   std::string line(const View& i) { return defining(i.result, "view " + tensor(i.source)); }
   std::string line(const Slice& i) {
@@ -500,7 +508,7 @@ bool is_reserved_word(std::string_view name) {
   static constexpr std::string_view kReserved[] = {
       // program and header
       "kernel", "param", "grid", "warps", "shared_memory_bytes", "min_blocks_per_sm",
-      "early_trigger", "dependent_launch",
+      "early_trigger", "dependent_launch", "cluster",
       // statements
       "for", "in", "range", "unroll", "if", "else", "while", "break", "let", "fetch_add",
       // expressions

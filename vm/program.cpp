@@ -112,6 +112,8 @@ struct MnemonicOf {
   std::string_view operator()(const CommitGroup&) const { return "commit_group"; }
   std::string_view operator()(const WaitGroup&) const { return "wait_group"; }
   std::string_view operator()(const Barrier&) const { return "barrier"; }
+  std::string_view operator()(const ClusterBarrier&) const { return "cluster_barrier"; }
+  std::string_view operator()(const LoadPeerShared&) const { return "load_peer_shared"; }
   std::string_view operator()(const Cast&) const { return "cast"; }
   std::string_view operator()(const View&) const { return "view"; }
   std::string_view operator()(const Slice&) const { return "slice"; }

@@ -122,6 +122,21 @@ struct WaitGroup {
 };
 // Every thread of the block arrives; shared-memory writes before it are visible after it.
 struct Barrier {};
+// Every thread of every block of the cluster (Program::cluster) arrives; each block's
+// shared-memory writes before it are visible to the cluster's load_peer_shared after it. A block
+// must not leave while a peer may still read its shared memory: a last cluster_barrier after
+// the peers' reads keeps it.
+struct ClusterBarrier {};
+// result[i] = source[offsets + i] of the shared tile `source` of the cluster's block `block` (its
+// rank in the cluster, x fastest: blockIdx.x % cluster.x + cluster.x * (blockIdx.y % cluster.y
+// + cluster.y * (blockIdx.z % cluster.z))): sm_90's distributed shared memory. What the peer
+// wrote before a cluster_barrier that both passed is what is read.
+struct LoadPeerShared {
+  TensorId result;
+  TensorId source;
+  Expr block;
+  std::vector<Expr> offsets;
+};
 
 // ---- data ------------------------------------------------------------------------------------
 
@@ -266,7 +281,8 @@ struct Print {
 using Instruction =
     std::variant<GlobalView, AllocShared, AllocRegister, LoadGlobal, StoreGlobal, LoadShared,
                  StoreShared, CopyAsync, CommitGroup, WaitGroup, Barrier, Cast, View, Slice, Repeat,
-                 Permute, Reshape, Elementwise, Reduce, Dot, WaitDots, Shuffle, AtomicAdd, Print>;
+                 Permute, Reshape, Elementwise, Reduce, Dot, WaitDots, Shuffle, AtomicAdd, Print,
+                 ClusterBarrier, LoadPeerShared>;
 // The text-format mnemonic: "global_view", "load_global", "dot", …
 std::string_view mnemonic(const Instruction& instruction);
 
@@ -309,9 +325,10 @@ struct AssignStmt {
 // arrives first (a barrier), and the block's global stores before it are visible to every
 // block whose fetch_add on the same element comes later, for its global loads after it: the
 // last of n blocks to arrive (old value n - 1) reads what the others stored. This is how blocks
-// hand partial results to one another (a split-K reduction finished by its last block). The
-// interpreter applies atomic_add updates after the grid, so only stores are handed over there;
-// the order of arrival, and so which block sees which value, is not fixed.
+// hand partial results to one another (a split-K reduction finished by its last block), stores
+// and atomic_add updates alike (the interpreter applies a block's buffered atomic_add updates at
+// its fetch_add, in the order the blocks arrive). The order of arrival, and so which block sees
+// which value, is not fixed.
 struct FetchAddStmt {
   Expr var;
   TensorId counter;
@@ -369,6 +386,11 @@ struct Program {
   // reads what a long one wrote (the split-K finish) behind the long one's last blocks.
   bool early_trigger = false;
   bool dependent_launch = false;
+  // Blocks per cluster in x, y, z (sm_90; each divides the grid's extent): the blocks of a
+  // cluster run at once on one GPU processing cluster, pass cluster_barrier together and read
+  // one another's shared memory (load_peer_shared). At most 16 blocks. {1, 1, 1}: no clusters.
+  std::array<int64_t, 3> cluster = {1, 1, 1};
+  int64_t cluster_blocks() const { return cluster[0] * cluster[1] * cluster[2]; }
   std::vector<TensorInfo> tensors;
   Body body;
   int next_var_id = 0;  // ids of Var expressions are unique within a program

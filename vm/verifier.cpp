@@ -148,6 +148,22 @@ class Verifier {
     }
   }
 
+  void operator()(const LoadPeerShared& load) {
+    if (!use(load.source, "source")) return;
+    if (!define_or_update(load.result)) return;
+    if (program_.cluster_blocks() == 1) {
+      error("load_peer_shared: the kernel has no clusters (cluster (1, 1, 1))");
+    }
+    if (!scope_is(load.source, Scope::Shared, "load_peer_shared", "source")) return;
+    if (!register_tensor(load.result, "load_peer_shared")) return;
+    same_dtype(load.source, load.result, "load_peer_shared");
+    integer_expr(load.block, "load_peer_shared: block");
+    if (offsets(load.offsets, load.source, "load_peer_shared") &&
+        same_rank(load.result, load.source, "load_peer_shared")) {
+      box_inside(load.offsets, type_of(load.result).shape, load.source, "load_peer_shared");
+    }
+  }
+
   void operator()(const StoreShared& store) {
     if (!use(store.destination, "destination") || !use(store.value, "value")) return;
     if (!scope_is(store.destination, Scope::Shared, "store_shared", "destination")) return;
@@ -209,6 +225,11 @@ class Verifier {
     if (wait.pending < 0) error("wait_group: {} pending groups is negative", wait.pending);
   }
   void operator()(const Barrier&) {}
+  void operator()(const ClusterBarrier&) {
+    if (program_.cluster_blocks() == 1) {
+      error("cluster_barrier: the kernel has no clusters (cluster (1, 1, 1))");
+    }
+  }
   void operator()(const WaitDots& wait) {
     if (wait.pending < 0) error("wait_dots: {} pending dots is negative", wait.pending);
   }
@@ -509,6 +530,12 @@ class Verifier {
     }
     if (program_.warps < 1 || program_.warps > 32) {
       error("a block has 1 to 32 warps, not {}", program_.warps);
+    }
+    const auto& cluster = program_.cluster;
+    if (std::any_of(cluster.begin(), cluster.end(), [](int64_t c) { return c < 1; }) ||
+        program_.cluster_blocks() > kMaxClusterBlocks) {
+      error("cluster ({}, {}, {}): each extent at least 1, at most {} blocks in all", cluster[0],
+            cluster[1], cluster[2], kMaxClusterBlocks);
     }
     // An SM holds at most 32 blocks and 2048 threads (sm_80 and sm_90).
     const int min_blocks = program_.min_blocks_per_sm;

@@ -45,5 +45,7 @@ void verify_or_throw(const Program& program);
 inline constexpr int64_t kMaxSharedMemoryBytes = 227 * 1024;
 // Threads one SM can hold at once (sm_80, sm_90): the bound on min_blocks_per_sm * threads.
 inline constexpr int64_t kMaxThreadsPerSm = 2048;
+// Blocks per cluster (sm_90: 8 portable, 16 where the kernel allows non-portable sizes).
+inline constexpr int64_t kMaxClusterBlocks = 16;
 
 }  // namespace nibble::vm

@@ -1400,4 +1400,119 @@ void KernelEmitter::emit(const vm::Barrier&) {
   barrier();
 }
 
+// Arrive with release, wait with acquire: the cluster's shared-memory writes before it are
+// visible to its load_peer_shared after it (every thread of every block passes it).
+void KernelEmitter::emit(const vm::ClusterBarrier&) {
+  required_ptx_version_ = std::max(required_ptx_version_, 78);
+  emit_statement_asm(
+      "barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;");
+}
+
+// Each access maps the element's shared address into the peer's window (mapa) and reads it
+// with ld.shared::cluster: 32-bit words, as vectors of 2 or 4 where the run is contiguous in
+// the tile. The loads are asm with side effects, so that they stay after the cluster barrier.
+void KernelEmitter::emit(const vm::LoadPeerShared& instruction) {
+  const RegisterTensor& result = reg(instruction.result);
+  const SharedTile& source = tile(instruction.source);
+  const int bits = result.dtype.bits();
+  if (result.packed || (bits != 16 && bits != 32)) {
+    unsupported(
+        fmt::format("load_peer_shared of {} (16- and 32-bit elements only)", result.dtype.name()));
+  }
+  required_ptx_version_ = std::max(required_ptx_version_, 78);
+  llvm::Value* peer = scalar_i32(instruction.block);
+  std::vector<llvm::Value*> offsets;
+  std::vector<int64_t> divisors;
+  for (const Expr& offset : instruction.offsets) {
+    offsets.push_back(scalar_i32(offset));
+    divisors.push_back(divisor_of(offset));
+  }
+  const size_t rank = offsets.size();
+  auto index_of = [&](const SlotEntry& entry) {
+    std::vector<llvm::Value*> index;
+    for (size_t d = 0; d < rank; ++d) {
+      index.push_back(builder.CreateAdd(
+          offsets[d], builder.CreateAdd(result.thread->index_part[d], const_i32(entry.index[d]))));
+    }
+    return index;
+  };
+  auto peer_address = [&](llvm::Value* byte) {
+    auto* type = llvm::FunctionType::get(i32(), {i32(), i32()}, false);
+    llvm::Value* local = builder.CreatePtrToInt(shared_pointer(byte), i32());
+    return builder.CreateCall(
+        type, llvm::InlineAsm::get(type, "mapa.shared::cluster.u32 $0, $1, $2;", "=r,r,r", false),
+        {local, peer});
+  };
+  // `words` 32-bit words (or one 16-bit element) from the peer's `byte`.
+  auto load_words = [&](llvm::Value* byte, int words,
+                        int element_bits) -> std::vector<llvm::Value*> {
+    llvm::Value* address = peer_address(byte);
+    if (element_bits == 16) {
+      auto* type = llvm::FunctionType::get(builder.getInt16Ty(), {i32()}, false);
+      return {builder.CreateCall(
+          type, llvm::InlineAsm::get(type, "ld.shared::cluster.b16 $0, [$1];", "=h,r", true),
+          {address})};
+    }
+    std::vector<llvm::Type*> fields(static_cast<size_t>(words), i32());
+    llvm::Type* returned =
+        words == 1 ? static_cast<llvm::Type*>(i32()) : llvm::StructType::get(context, fields);
+    auto* type = llvm::FunctionType::get(returned, {i32()}, false);
+    std::string text = words == 1 ? "ld.shared::cluster.b32 $0, [$1];"
+                                  : fmt::format("ld.shared::cluster.v{}.b32 {{", words);
+    std::string constraints;
+    if (words > 1) {
+      for (int w = 0; w < words; ++w)
+        text += fmt::format("{}${}", w > 0 ? ", " : "", w);
+      text += fmt::format("}}, [${}];", words);
+    }
+    for (int w = 0; w < words; ++w)
+      constraints += "=r,";
+    constraints += "r";
+    llvm::Value* loaded =
+        builder.CreateCall(type, llvm::InlineAsm::get(type, text, constraints, true), {address});
+    if (words == 1) return {loaded};
+    std::vector<llvm::Value*> parts;
+    for (int w = 0; w < words; ++w)
+      parts.push_back(builder.CreateExtractValue(loaded, {static_cast<unsigned>(w)}));
+    return parts;
+  };
+  const int64_t unit_bits = source.swizzle.is_identity() ? 128 : source.swizzle.unit_bytes() * 8;
+  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false,
+                                source.swizzle.is_identity())) {
+    const auto k = static_cast<int64_t>(run.size());
+    const int64_t last_divisor =
+        gcd_all({divisors.back(), result.map->thread_part_divisor(static_cast<int>(rank - 1)),
+                 run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
+    const int64_t access_bits = k * bits;
+    if (k > 1 && tile_run_contiguous(source, k, last_divisor) &&
+        (access_bits == 64 || access_bits == 128 || (access_bits == 32 && bits == 16))) {
+      auto [byte, within] = tile_address(source, index_of(*run.front()));
+      (void)within;
+      const std::vector<llvm::Value*> words =
+          load_words(byte, static_cast<int>(access_bits / 32), 32);
+      llvm::Value* packed = words.size() == 1 ? words[0] : nullptr;
+      if (packed == nullptr) {
+        llvm::Value* vector = llvm::PoisonValue::get(
+            llvm::FixedVectorType::get(i32(), static_cast<unsigned>(words.size())));
+        for (size_t w = 0; w < words.size(); ++w)
+          vector = builder.CreateInsertElement(vector, words[w], static_cast<uint64_t>(w));
+        packed = vector;
+      }
+      llvm::Value* elements = builder.CreateBitCast(
+          packed, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
+      for (int64_t i = 0; i < k; ++i) {
+        write_slot(result, run[static_cast<size_t>(i)]->slot,
+                   builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
+      }
+      continue;
+    }
+    for (const SlotEntry* entry : run) {
+      auto [byte, within] = tile_address(source, index_of(*entry));
+      (void)within;
+      llvm::Value* word = load_words(byte, 1, bits)[0];
+      write_slot(result, entry->slot, builder.CreateBitCast(word, value_type(result.dtype)));
+    }
+  }
+}
+
 }  // namespace nibble::codegen

@@ -201,6 +201,10 @@ std::unique_ptr<llvm::Module> KernelEmitter::emit() {
 // Programmatic dependent launch (vm::Program::early_trigger, dependent_launch), sm_90 on: the
 // wait comes before anything the kernel reads or writes (the asm is a memory barrier to LLVM).
 void KernelEmitter::emit_grid_dependency() {
+  if (program.cluster_blocks() > 1 && target.sm < 90) {
+    unsupported(fmt::format("clusters of ({}, {}, {}) blocks on sm_{} (they need sm_90)",
+                            program.cluster[0], program.cluster[1], program.cluster[2], target.sm));
+  }
   if (target.sm < 90 || (!program.early_trigger && !program.dependent_launch)) return;
   required_ptx_version_ = std::max(required_ptx_version_, 78);
   if (program.dependent_launch) emit_statement_asm("griddepcontrol.wait;");

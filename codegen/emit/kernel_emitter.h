@@ -257,6 +257,8 @@ class KernelEmitter {
   void emit(const vm::LoadGlobal&);
   void emit(const vm::StoreGlobal&);
   void emit(const vm::LoadShared&);
+  void emit(const vm::LoadPeerShared&);
+  void emit(const vm::ClusterBarrier&);
   void emit(const vm::StoreShared&);
   void emit(const vm::CopyAsync&);
   void emit(const vm::CommitGroup&);

@@ -18,7 +18,7 @@ dsl::GpuKernel build(vm::Program program) {
 
 QuantGemmDevice::QuantGemmDevice(const QuantGemmConfig& config)
     : config_(config), gemm_(build(quant_gemm(config))) {
-  if (config.uses_workspace()) finish_.emplace(build(quant_gemm_finish(config.activation)));
+  if (config.launches_finish()) finish_.emplace(build(quant_gemm_finish(config.activation)));
 }
 
 void QuantGemmDevice::run(runtime::DevicePointer a, runtime::DevicePointer w,
@@ -29,16 +29,27 @@ void QuantGemmDevice::run(runtime::DevicePointer a, runtime::DevicePointer w,
     throw QuantGemmError(config_.name() + ": the configuration reads zero points; none given");
   }
   const size_t workspace_bytes = static_cast<size_t>(m * n) * sizeof(float);
-  if (finish_ && workspace_.bytes() < workspace_bytes) {
+  if (config_.uses_workspace() && workspace_.bytes() < workspace_bytes) {
     workspace_ = runtime::DeviceBuffer(workspace_bytes);
     workspace_.fill_bytes(0);
+  }
+  const size_t counters_bytes = static_cast<size_t>(quant_gemm_counters(config_, m, n)) * 4;
+  if (config_.finish_in_gemm && counters_.bytes() < counters_bytes) {
+    counters_ = runtime::DeviceBuffer(counters_bytes);
+    counters_.fill_bytes(0);
   }
   using dsl::DeviceArgument;
   using dsl::DevicePointerArgument;
   std::vector<DeviceArgument> arguments{DevicePointerArgument{a}, DevicePointerArgument{w},
                                         DevicePointerArgument{scales}};
   if (config_.zero_points) arguments.push_back(DevicePointerArgument{zeros});
-  arguments.push_back(DevicePointerArgument{finish_ ? workspace_.pointer() : c});
+  if (config_.finish_in_gemm) {
+    arguments.insert(arguments.end(),
+                     {DevicePointerArgument{workspace_.pointer()},
+                      DevicePointerArgument{counters_.pointer()}, DevicePointerArgument{c}});
+  } else {
+    arguments.push_back(DevicePointerArgument{config_.uses_workspace() ? workspace_.pointer() : c});
+  }
   arguments.insert(arguments.end(), {DeviceArgument{m}, DeviceArgument{n}, DeviceArgument{k}});
   gemm_.launch(arguments, stream);
   if (finish_) {

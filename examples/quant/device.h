@@ -1,5 +1,5 @@
 // Running the quantized GEMM on the GPU: the kernels of one configuration, compiled through the
-// kernel cache and loaded, with the workspace a split-K configuration needs.
+// kernel cache and loaded, with the workspace (and tile counters) a split-K configuration needs.
 //
 //   QuantGemmDevice gemm(config);            // compiles (or takes from the cache) and loads
 //   gemm.run(a, w, s, z, c, m, n, k);        // device pointers; z = 0 without zero points
@@ -36,6 +36,7 @@ class QuantGemmDevice {
   dsl::GpuKernel gemm_;
   std::optional<dsl::GpuKernel> finish_;
   runtime::DeviceBuffer workspace_;  // f32 [m, n], all zeros between calls
+  runtime::DeviceBuffer counters_;   // finish_in_gemm: i32 per output tile, zeros between calls
 };
 
 // Leaves the L2 cache cold and clean before a timed call: a kernel reads a zero-filled buffer of

@@ -59,18 +59,23 @@ std::vector<uint16_t> run_quant_gemm_interpreted(const PreparedWeight& weight, i
   std::vector<uint16_t> zeros = weight.zeros;
   std::vector<uint16_t> c(static_cast<size_t>(m * weight.n), 0);
   std::vector<float> workspace;
+  std::vector<int32_t> counters;
   std::vector<vm::Argument> arguments{host(a_codes), host(codes), host(scales)};
   if (config.zero_points) arguments.push_back(host(zeros));
   if (config.uses_workspace()) {
     workspace.assign(c.size(), 0.0F);
     arguments.push_back(host(workspace));
-  } else {
+  }
+  if (config.finish_in_gemm) {
+    counters.assign(static_cast<size_t>(quant_gemm_counters(config, m, weight.n)), 0);
+    arguments.insert(arguments.end(), {host(counters), host(c)});
+  } else if (!config.uses_workspace()) {
     arguments.push_back(host(c));
   }
   arguments.insert(arguments.end(),
                    {vm::Argument{m}, vm::Argument{weight.n}, vm::Argument{weight.k}});
   vm::interpret(program, arguments);
-  if (config.uses_workspace()) {
+  if (config.launches_finish()) {
     vm::Program finish = quant_gemm_finish(config.activation);
     vm::run_default_passes(finish);
     const std::vector<vm::Argument> finish_arguments{host(workspace), host(c),

@@ -101,6 +101,11 @@ Signature signature_of(const Function& function) {
   const vm::Program& first = function.variants.front().kernel.program;
   for (const Variant& variant : function.variants) {
     const vm::Program& program = variant.kernel.program;
+    if (program.cluster_blocks() > 1) {
+      fail(function, fmt::format("{} runs in clusters of blocks, which the generated launch code "
+                                 "does not set up yet",
+                                 variant.description));
+    }
     if (program.params.size() != first.params.size()) {
       fail(function, fmt::format("the variants must share one parameter list: {} has {} "
                                  "parameters, {} has {}",

@@ -149,6 +149,16 @@ void GpuKernel::launch(std::span<const DeviceArgument> arguments, void* stream) 
   config.stream = stream;
   // Its code waits for the previous kernel only where the target has griddepcontrol.
   config.dependent = program.dependent_launch && compiled_.target.sm >= 90;
+  for (size_t d = 0; d < 3; ++d) {
+    config.cluster[d] = static_cast<uint32_t>(program.cluster[d]);
+    if (config.grid[d] % config.cluster[d] != 0) {
+      throw LaunchError(
+          fmt::format("kernel '{}': the grid ({}, {}, {}) is not a whole number of "
+                      "clusters ({}, {}, {})",
+                      program.name, config.grid[0], config.grid[1], config.grid[2],
+                      config.cluster[0], config.cluster[1], config.cluster[2]));
+    }
+  }
   if (config.grid[0] == 0 || config.grid[1] == 0 || config.grid[2] == 0) return;  // nothing to run
   std::vector<std::array<uint8_t, 8>> storage(compiled_.parameters.size());
   std::vector<void*> pointers;

@@ -480,6 +480,11 @@ void KernelBuilder::dependent_launch(Location location) {
   program_.dependent_launch = true;
 }
 
+void KernelBuilder::cluster(const std::array<int64_t, 3>& blocks, Location location) {
+  check_open(to_vm(location));
+  program_.cluster = blocks;
+}
+
 // ---- scalars ------------------------------------------------------------------------------------
 
 Expr KernelBuilder::block_id(int axis, Location location) {
@@ -762,6 +767,25 @@ void KernelBuilder::barrier(Location location) {
   const vm::SourceLocation where = to_vm(location);
   check_open(where);
   emit(vm::Barrier{}, where);
+}
+
+void KernelBuilder::cluster_barrier(Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  emit(vm::ClusterBarrier{}, where);
+}
+
+Tensor KernelBuilder::load_peer_shared(const Tensor& tile, const Scalar& block,
+                                       const Scalars& offsets, const Shape& shape,
+                                       std::string_view name, Location location) {
+  const vm::SourceLocation where = to_vm(location);
+  check_open(where);
+  check_scope(tile, "load_peer_shared: source", vm::Scope::Shared, where);
+  Expr rank = resolve(block, std::nullopt, where);
+  std::vector<Expr> starts = resolve(offsets, where);
+  Tensor result = register_result(name, "load_peer_shared", tile.dtype(), shape, where);
+  emit(vm::LoadPeerShared{result.id_, tile.id_, std::move(rank), std::move(starts)}, where);
+  return result;
 }
 
 void KernelBuilder::atomic_add(const Tensor& view, const Scalars& offsets, const Tensor& value,

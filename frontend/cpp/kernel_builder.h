@@ -153,6 +153,8 @@ class KernelBuilder {
   // Programmatic dependent launch (vm::Program::early_trigger, dependent_launch).
   void early_trigger(Location location = Location::current());
   void dependent_launch(Location location = Location::current());
+  // Blocks per cluster in x, y, z (vm::Program::cluster; sm_90): each divides the grid.
+  void cluster(const std::array<int64_t, 3>& blocks, Location location = Location::current());
 
   // ---- scalars ----------------------------------------------------------------------------------
 
@@ -224,6 +226,12 @@ class KernelBuilder {
   void commit(Location location = Location::current());
   void wait(int pending, Location location = Location::current());
   void barrier(Location location = Location::current());
+  // Every block of the cluster arrives (vm::ClusterBarrier).
+  void cluster_barrier(Location location = Location::current());
+  // tile[offsets + i] of the cluster's block of rank `block` (vm::LoadPeerShared).
+  Tensor load_peer_shared(const Tensor& tile, const Scalar& block, const Scalars& offsets,
+                          const Shape& shape, std::string_view name = "",
+                          Location location = Location::current());
   // view[offsets + i] += value[i], atomically.
   void atomic_add(const Tensor& view, const Scalars& offsets, const Tensor& value,
                   Location location = Location::current());

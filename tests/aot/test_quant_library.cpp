@@ -208,8 +208,11 @@ TEST_CASE("the library's GEMMs are the configurations choose_quant_gemm_config p
       const Config config(entry);
       const examples::QuantGemmConfig listed = nibble::aot_examples::quant_gemm_config(config);
       config.reject_unread_keys();
-      const examples::QuantGemmConfig chosen = examples::choose_quant_gemm_config(
+      examples::QuantGemmConfig chosen = examples::choose_quant_gemm_config(
           m, 4096, 4096, listed.weight, listed.activation, 128, false);
+      // The library's decode variants share one signature (a workspace that quant_gemm_finish
+      // rounds and clears), so they leave the tiles' last blocks out of the finishing.
+      chosen.finish_in_gemm = false;
       CHECK(listed.name() == chosen.name());
       ++checked;
     }

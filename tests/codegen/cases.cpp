@@ -484,6 +484,46 @@ CodegenCase fetch_add_case() {
                            BufferArgument{i32, 1, false, 0, 1}, output(f32, 64)});
 }
 
+// Clusters of 4 blocks (sm_90a): each block leaves its doubled row of x (f32) and its row of h
+// (f16) in shared memory; after the cluster barrier, block r sums column quarter r of its
+// peers' rows in rank order (vector and 16-bit peer loads) and writes it; a second barrier keeps
+// the rows alive until every peer has read them. 8 blocks: two clusters.
+CodegenCase cluster_case() {
+  KernelBuilder b("cluster_peer_sum");
+  Pointer x = b.pointer("x", f32);
+  Pointer h = b.pointer("h", f16);
+  Pointer y = b.pointer("y", f32);
+  Pointer g = b.pointer("g", f16);
+  constexpr int64_t blocks = 8;
+  constexpr int64_t cluster = 4;
+  b.launch({blocks}, 2);
+  b.cluster({cluster, 1, 1});
+  Tensor X = b.view(x, {blocks, 256});
+  Tensor H = b.view(h, {blocks, 64});
+  Tensor row = b.alloc_shared({1, 256}, f32, "row");
+  Tensor half_row = b.alloc_shared({1, 64}, f16, "half_row");
+  const Tensor values = b.load(X, {b.block_id(0), 0}, {1, 256});
+  b.store_shared(row, {0, 0}, values + values);
+  b.store_shared(half_row, {0, 0}, b.load(H, {b.block_id(0), 0}, {1, 64}));
+  b.cluster_barrier();
+  const Expr rank = b.let("rank", b.block_id(0) % cluster);
+  const Expr first = b.let("first", b.block_id(0) - rank);
+  Tensor sum = b.load_peer_shared(row, 0, {0, rank * 64}, {1, 64}, "sum");
+  Tensor half_sum = b.load_peer_shared(half_row, 0, {0, rank * 16}, {1, 16}, "half_sum");
+  for (int64_t peer = 1; peer < cluster; ++peer) {
+    b.assign(sum, sum + b.load_peer_shared(row, peer, {0, rank * 64}, {1, 64}));
+    b.assign(half_sum, half_sum + b.load_peer_shared(half_row, peer, {0, rank * 16}, {1, 16}));
+  }
+  b.store(b.view(y, {blocks / cluster, 256}), {first / cluster, rank * 64}, sum);
+  b.store(b.view(g, {blocks / cluster, 64}), {first / cluster, rank * 16}, half_sum);
+  b.cluster_barrier();
+  CodegenCase c =
+      finished_case(b, {input(f32, blocks * 256), input(f16, blocks * 64),
+                        output(f32, blocks / cluster * 256), output(f16, blocks / cluster * 64)});
+  c.wgmma = true;
+  return c;
+}
+
 }  // namespace
 
 std::vector<CodegenCase> codegen_cases() {
@@ -635,6 +675,7 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(print_case());
   cases.push_back(control_case());
   cases.push_back(fetch_add_case());
+  cases.push_back(cluster_case());
   return cases;
 }
 

@@ -32,7 +32,7 @@ struct CodegenCase {
   // bit-exact.
   double rtol = 0;
   double atol = 0;
-  // The case needs wgmma: compiled for sm_90a only, run on sm_90 devices only.
+  // The case needs sm_90a (wgmma, clusters): compiled for sm_90a only, run on sm_90 devices only.
   bool wgmma = false;
 };
 

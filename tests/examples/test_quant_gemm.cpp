@@ -177,6 +177,27 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     QuantGemmConfig late_streamed = streamed;
     late_streamed.copy_after_wait = true;
     run_case(late_streamed, 2, 128, 512, 25);
+    // The split finished by each tile's last block: 4 splits, two row tiles (M=13 past the
+    // 8-row tile), bf16.
+    QuantGemmConfig finished = wide;
+    finished.split_k = 4;
+    finished.unroll = 1;
+    finished.finish_in_gemm = true;
+    run_case(finished, 13, 256, 512, 26);
+    finished.activation = DataType::bf16();
+    run_case(finished, 3, 128, 256, 27);
+    // The splits of a tile as one cluster, adding through each other's shared memory: 4 and 16
+    // splits, 8-row and 16-row tiles.
+    QuantGemmConfig clustered = wide;
+    clustered.split_k = 4;
+    clustered.unroll = 1;
+    clustered.cluster_split = true;
+    run_case(clustered, 13, 256, 512, 28);
+    clustered.split_k = 16;
+    clustered.block_m = 16;
+    clustered.group_size = 32;
+    clustered.block_k = 32;
+    run_case(clustered, 16, 128, 512, 29);
   }
   // The transposed dot on wgmma (prefill, sm_90a): the activations read in place from the
   // ring. One and two warpgroups, rows below and past the tile, odd widths, zero points, two
@@ -232,6 +253,8 @@ TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the int
     QuantGemmConfig split = config;
     split.split_k = 2;
     run_case(split, 3, 256, 512, 42);
+    split.finish_in_gemm = true;
+    run_case(split, 11, 256, 512, 46);
     QuantGemmConfig channel = config;
     channel.group_size = 0;
     run_case(channel, 2, 128, 256, 43);
@@ -307,6 +330,16 @@ TEST_CASE("quantized GEMM errors name what is wrong", "[examples][quant_gemm]") 
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
              Catch::Contains("copy_after_wait needs the mma.sync loop (no wgmma) and at least 2 "
                              "stages"));
+  bad = config;
+  bad.finish_in_gemm = true;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("finish_in_gemm needs split_k above 1 (and no persistent_blocks or "
+                             "cluster_split)"));
+  bad = config;
+  bad.split_k = 3;
+  bad.cluster_split = true;
+  CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),
+             Catch::Contains("cluster_split needs split_k from 2 to 16 dividing block_n 64"));
   bad = config;
   bad.group_size = 96;
   CHECK_THAT(message_of([&] { examples::quant_gemm(bad); }),

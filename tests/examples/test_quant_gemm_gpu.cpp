@@ -149,6 +149,17 @@ TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_
   REQUIRE(unsplit.weights_as_a);
   unsplit.split_k = 1;
   run_case(unsplit, 4, 256, 1024, 208);
+  // Each tile finished by the last of its splits (finish_in_gemm): the 16-row tile over 8 splits,
+  // two row tiles of 8 rows in bf16.
+  QuantGemmConfig finished = examples::choose_quant_gemm_config(16, 256, 2048, DataType::uint(4),
+                                                                DataType::f16(), 128, false);
+  finished.split_k = 8;
+  finished.finish_in_gemm = true;
+  run_case(finished, 16, 256, 2048, 209);
+  finished = examples::choose_quant_gemm_config(1, 256, 2048, DataType::uint(4), DataType::bf16(),
+                                                128, false);
+  REQUIRE(finished.finish_in_gemm);
+  run_case(finished, 11, 256, 2048, 210);
   // Persistent blocks whose shares cross column tiles (4 tiles x 16 iterations over 7 blocks).
   QuantGemmConfig persistent;
   persistent.block_n = 64;
@@ -207,6 +218,18 @@ TEST_CASE("the transposed dot on wgmma (sm_90a)", "[gpu][quant_gemm]") {
   rows32.block_m = 32;
   rows32.split_k = 2;
   run_case(rows32, 29, 384, 1024, 306);
+  rows32.finish_in_gemm = true;
+  run_case(rows32, 23, 384, 1024, 309);
+  // The splits of a tile as one cluster adding through shared memory: two splits (what the
+  // chooser takes for u4 at K=8192 N=57344), sixteen (a non-portable cluster size), bf16.
+  QuantGemmConfig clustered = examples::choose_quant_gemm_config(
+      16, 57344, 8192, DataType::uint(4), DataType::f16(), 128, false, 132, 90);
+  REQUIRE(clustered.cluster_split);
+  REQUIRE(clustered.split_k == 2);
+  run_case(clustered, 16, 256, 2048, 310);
+  clustered.split_k = 16;
+  clustered.activation = DataType::bf16();
+  run_case(clustered, 9, 256, 2048, 311);
   QuantGemmConfig channel = decode;
   channel.group_size = 0;
   channel.activation = DataType::bf16();

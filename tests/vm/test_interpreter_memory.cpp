@@ -584,3 +584,82 @@ TEST_CASE("shared tiles beyond the budget are rejected", "[interpreter][errors]"
                                             Catch::Contains("needs bytes [512, 1312)") &&
                                             Catch::Contains("budget of 1024 bytes"));
 }
+
+// Clusters of 4 blocks along x: each block leaves its row in shared memory; after the cluster
+// barrier, each reads its right neighbour's (rank + 1, wrapping) and stores it.
+Kernel rotate_in_clusters(bool second_barrier_in_rank_0_only = false, int64_t peer_offset = 1) {
+  Kernel k("rotate");
+  const int in = k.pointer("in", f32);
+  const int out = k.pointer("out", f32);
+  k.grid(8, 2);
+  k.program.cluster = {4, 1, 1};
+  k.program.shared_memory_bytes = 256;
+  const TensorId src = k.global("src", in, {c(2), c(8), c(16)});
+  const TensorId dst = k.global("dst", out, {c(2), c(8), c(16)});
+  const TensorId row = k.shared("row", f32, {1, 1, 16});
+  const TensorId v = k.registers("v", f32, {1, 1, 16});
+  const TensorId w = k.registers("w", f32, {1, 1, 16});
+  k.add(LoadGlobal{v, src, {block_y(), block_x(), c(0)}, 0.0});
+  k.add(StoreShared{row, at({0, 0, 0}), v});
+  k.add(ClusterBarrier{});
+  const Expr rank = mod(block_x(), c(4));
+  k.add(LoadPeerShared{w, row, mod(rank + c(peer_offset), c(4)), at({0, 0, 0})});
+  k.add(StoreGlobal{dst, {block_y(), block_x(), c(0)}, w});
+  if (second_barrier_in_rank_0_only) {
+    Body then_body;
+    then_body.push_back(Statement{Instruction{ClusterBarrier{}}, {}});
+    k.add(IfStmt{Expr::binary(BinaryOp::Eq, rank, c(0)), std::move(then_body), {}});
+  } else {
+    k.add(ClusterBarrier{});
+  }
+  return k;
+}
+
+TEST_CASE("clusters: blocks read their peers' shared memory after the cluster barrier",
+          "[interpreter]") {
+  const Kernel k = rotate_in_clusters();
+  std::vector<float> input(2 * 8 * 16);
+  for (size_t i = 0; i < input.size(); ++i)
+    input[i] = static_cast<float>(i);
+  std::vector<float> expected(input.size());
+  for (int64_t y = 0; y < 2; ++y)
+    for (int64_t x = 0; x < 8; ++x)
+      for (int64_t e = 0; e < 16; ++e) {
+        const int64_t peer = x - x % 4 + (x % 4 + 1) % 4;
+        expected[static_cast<size_t>((y * 8 + x) * 16 + e)] =
+            input[static_cast<size_t>((y * 8 + peer) * 16 + e)];
+      }
+  for (int threads : {1, 3}) {
+    std::vector<float> output(input.size(), -1.0F);
+    InterpreterOptions options;
+    options.host_threads = threads;
+    run(k.program, {buffer_of(input), buffer_of(output)}, options);
+    CHECK(output == expected);
+  }
+  // only_block runs the block's whole cluster.
+  std::vector<float> output(input.size(), -1.0F);
+  InterpreterOptions options;
+  options.only_block = BlockIndex{6, 1, 0};
+  run(k.program, {buffer_of(input), buffer_of(output)}, options);
+  CHECK(output[static_cast<size_t>((8 + 6) * 16)] == expected[static_cast<size_t>((8 + 6) * 16)]);
+  CHECK(output[static_cast<size_t>((8 + 4) * 16)] == expected[static_cast<size_t>((8 + 4) * 16)]);
+  CHECK(output[0] == -1.0F);
+}
+
+TEST_CASE("clusters: uneven barriers, a peer outside the cluster, a grid of partial clusters",
+          "[interpreter][errors]") {
+  std::vector<float> input(2 * 8 * 16, 1.0F), output(input.size());
+  CHECK_THROWS_WITH(run(rotate_in_clusters(true).program, {buffer_of(input), buffer_of(output)}),
+                    Catch::Contains("passed 1 cluster_barrier where its cluster's blocks passed "
+                                    "up to 2: every block must pass each one"));
+  Kernel outside = rotate_in_clusters(false, 0);
+  std::get<LoadPeerShared>(std::get<Instruction>(outside.program.body[6].node)).block = c(4);
+  CHECK_THROWS_WITH(
+      run(outside.program, {buffer_of(input), buffer_of(output)}),
+      Catch::Contains("load_peer_shared: block 4 is outside the cluster of 4 blocks"));
+  Kernel partial = rotate_in_clusters();
+  partial.program.cluster = {3, 1, 1};
+  CHECK_THROWS_WITH(
+      run(partial.program, {buffer_of(input), buffer_of(output)}),
+      Catch::Contains("the grid (8, 2, 1) is not a whole number of clusters (3, 1, 1)"));
+}

@@ -389,8 +389,25 @@ Program miscellany() {
   return p;
 }
 
+// Clusters of 2 x 1 x 4 blocks reading each other's shared rows.
+Program clustered() {
+  Sketch s("clustered");
+  Program& p = s.program;
+  p.grid = {c(4), c(1), c(8)};
+  p.cluster = {2, 1, 4};
+  p.shared_memory_bytes = 1024;
+  const TensorId row = s.tensor("row", shared_type(f32, {1, 64}));
+  const TensorId peer = s.tensor("peer", register_type(f32, {1, 16}));
+  p.body.push_back(statement(AllocShared{row}));
+  p.body.push_back(statement(ClusterBarrier{}, at("cluster.cpp", 4)));
+  p.body.push_back(statement(
+      LoadPeerShared{peer, row, mod(Expr::special(Special::BlockIdZ), c(4)), {c(0), c(16)}}));
+  p.body.push_back(statement(ClusterBarrier{}));
+  return p;
+}
+
 std::vector<Program> all_programs() {
-  return {vector_add(), tiled_gemm(), softmax(), miscellany()};
+  return {vector_add(), tiled_gemm(), softmax(), miscellany(), clustered()};
 }
 
 // Where two programs differ first, for the test log.
@@ -400,7 +417,7 @@ std::string first_difference(const Program& a, const Program& b) {
   if (a.grid != b.grid) return "grid";
   if (a.warps != b.warps || a.shared_memory_bytes != b.shared_memory_bytes ||
       a.min_blocks_per_sm != b.min_blocks_per_sm || a.early_trigger != b.early_trigger ||
-      a.dependent_launch != b.dependent_launch) {
+      a.dependent_launch != b.dependent_launch || a.cluster != b.cluster) {
     return "header";
   }
   if (a.next_var_id != b.next_var_id) return "next_var_id";

@@ -366,6 +366,15 @@ TEST_CASE("verifier: program-level rules", "[vm][verifier][errors]") {
                Contains("fetch_add: the counter P holds f32, not i32 or u32"));
   }
   {
+    Kernel s = sketch("k");
+    s.add(ClusterBarrier{});
+    CHECK_THAT(only_error(s.program),
+               Contains("cluster_barrier: the kernel has no clusters (cluster (1, 1, 1))"));
+    s.program.cluster = {4, 1, 8};
+    CHECK_THAT(only_error(s.program),
+               Contains("cluster (4, 1, 8): each extent at least 1, at most 16 blocks in all"));
+  }
+  {
     Kernel s = sketch("k", 8);
     s.program.min_blocks_per_sm = 9;
     CHECK_THAT(only_error(s.program),

@@ -5,6 +5,7 @@
 // Internal to vm/interpreter/; the model is stated in vm/interpreter.h.
 #pragma once
 
+#include <barrier>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -124,6 +125,18 @@ struct SharedMemory {
   int64_t epoch = 0;
 };
 
+// The blocks of one cluster (Program::cluster), run at once, each on a host thread of its own:
+// cluster_barrier waits for all of them, load_peer_shared reads a peer's shared memory.
+struct ClusterContext {
+  explicit ClusterContext(int64_t blocks)
+      : barrier(blocks),
+        shared(static_cast<size_t>(blocks)),
+        barriers_passed(static_cast<size_t>(blocks), 0) {}
+  std::barrier<> barrier;
+  std::vector<SharedMemory*> shared;     // by rank
+  std::vector<int64_t> barriers_passed;  // by rank
+};
+
 class Block {
  public:
   Block(const Plan& plan, BlockIndex index, SharedMemory& shared);
@@ -135,6 +148,8 @@ class Block {
   const Program& program;
   const BlockIndex index;
   SharedMemory& shared;
+  ClusterContext* cluster = nullptr;  // kernels with clusters only
+  int64_t cluster_rank = 0;
 
   std::vector<std::optional<ScalarValue>> variables;  // by Var id
   std::vector<TensorState> tensors;                   // by TensorId
@@ -223,6 +238,10 @@ uint64_t read_shared(Block& block, TensorId tile, int64_t element, int64_t threa
 // A read by several threads of the same element (a replicated register layout).
 uint64_t read_shared(Block& block, TensorId tile, int64_t element,
                      std::span<const int64_t> threads);
+// The element of a peer block's copy of `tile` (load_peer_shared; the cluster barrier that
+// separates the peer's writes from this read is the program's to place: not race-checked).
+uint64_t read_peer_shared(const Block& block, TensorId tile, int64_t element,
+                          const SharedMemory& peer);
 void write_shared(Block& block, TensorId tile, int64_t element, uint64_t code, int64_t thread,
                   const Statement* statement);
 // A copy_async element: queued (pending until its group completes, after checking for races

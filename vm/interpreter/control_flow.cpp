@@ -77,7 +77,9 @@ Flow run(Block& block, const Statement&, const LetStmt& let) {
 }
 
 // Blocks run on several host threads: one lock orders every fetch_add of a run, and with it
-// the stores each block made before its own (the lock's release and acquire).
+// the stores each block made before its own (the lock's release and acquire). The block's
+// atomic_add updates so far are applied under the lock, so a later block's loads see them too
+// (in the order the blocks arrive, which the host threads decide).
 Flow run(Block& block, const Statement&, const FetchAddStmt& fetch) {
   static std::mutex counters_lock;
   const GlobalViewState& view = block.defined(fetch.counter, Scope::Global).global;
@@ -94,6 +96,8 @@ Flow run(Block& block, const Statement&, const FetchAddStmt& fetch) {
   uint64_t old = 0;
   {
     std::lock_guard<std::mutex> hold(counters_lock);
+    apply_atomics(block.plan, block.atomics);
+    block.atomics.clear();
     old = read_global(buffer, dtype, element);
     write_global(
         buffer, dtype, element,

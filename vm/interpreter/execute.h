@@ -2,7 +2,7 @@
 //
 //   memory.cpp          global_view, alloc_shared, alloc_register, load_global, store_global,
 //                       load_shared, store_shared, copy_async, commit_group, wait_group,
-//                       barrier, atomic_add
+//                       barrier, atomic_add, load_peer_shared, cluster_barrier
 //   data_movement.cpp   cast, view, slice, repeat, permute, reshape
 //   compute.cpp         elementwise, reduce, dot, shuffle
 //   control_flow.cpp    for, if, while, break, let, assign, print, and the dispatch
@@ -19,6 +19,8 @@ void execute(Block& block, const AllocRegister& instruction);
 void execute(Block& block, const LoadGlobal& instruction);
 void execute(Block& block, const StoreGlobal& instruction);
 void execute(Block& block, const LoadShared& instruction);
+void execute(Block& block, const LoadPeerShared& instruction);
+void execute(Block& block, const ClusterBarrier& instruction);
 void execute(Block& block, const StoreShared& instruction);
 void execute(Block& block, const CopyAsync& instruction);
 void execute(Block& block, const CommitGroup& instruction);

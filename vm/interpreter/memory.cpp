@@ -158,6 +158,39 @@ void execute(Block& block, const LoadShared& instruction) {
   write_registers(block, instruction.result, codes);
 }
 
+void execute(Block& block, const LoadPeerShared& instruction) {
+  block.defined(instruction.source, Scope::Shared);
+  require_same_dtype(block, instruction.result, instruction.source);
+  const size_t rank = static_cast<size_t>(block.info(instruction.source).type.rank());
+  require_rank(block, instruction.result, rank);
+  if (block.cluster == nullptr) block.fail("load_peer_shared: the kernel has no clusters");
+  const int64_t peer = block.evaluate_integer(instruction.block);
+  const int64_t blocks = static_cast<int64_t>(block.cluster->shared.size());
+  if (peer < 0 || peer >= blocks) {
+    block.fail(fmt::format("load_peer_shared: block {} is outside the cluster of {} blocks", peer,
+                           blocks));
+  }
+  const std::vector<int64_t> offsets =
+      block.evaluate_indices(instruction.offsets, rank, "the offsets");
+  const TensorInfo& result = block.info(instruction.result);
+  const SharedMemory& memory = *block.cluster->shared[static_cast<size_t>(peer)];
+  std::vector<uint64_t> codes(static_cast<size_t>(result.type.element_count()));
+  for (size_t x = 0; x < codes.size(); ++x) {
+    const int64_t element = shared_element(
+        block, instruction.source, shifted(offsets, static_cast<int64_t>(x), result.type.shape));
+    codes[x] = read_peer_shared(block, instruction.source, element, memory);
+  }
+  write_registers(block, instruction.result, codes);
+}
+
+// A new epoch as at a barrier; the cluster's other blocks are waited for.
+void execute(Block& block, const ClusterBarrier&) {
+  if (block.cluster == nullptr) block.fail("cluster_barrier: the kernel has no clusters");
+  ++block.shared.epoch;
+  ++block.cluster->barriers_passed[static_cast<size_t>(block.cluster_rank)];
+  block.cluster->barrier.arrive_and_wait();
+}
+
 // A replicated element is written by the thread of its first place only (codegen predicates
 // the other replicas off), so replicas are not a race.
 void execute(Block& block, const StoreShared& instruction) {
@@ -261,8 +294,8 @@ void execute(Block& block, const Barrier&) {
 }
 
 // Buffered, and applied after every block has finished, in block order (interpreter.cpp), so the
-// sums do not depend on how blocks are scheduled. Bounds are checked now, where the message can
-// name the block.
+// sums do not depend on how blocks are scheduled; a fetch_add applies the block's updates before
+// it at once (control_flow.cpp). Bounds are checked now, where the message can name the block.
 void execute(Block& block, const AtomicAdd& instruction) {
   const GlobalViewState& view = block.defined(instruction.destination, Scope::Global).global;
   require_same_dtype(block, instruction.destination, instruction.value);

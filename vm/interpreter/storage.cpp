@@ -396,6 +396,12 @@ uint64_t read_shared(Block& block, TensorId tile, int64_t element,
   return read_bits(block.shared.bytes.data(), range.first_bit, block.info(tile).type.dtype.bits());
 }
 
+uint64_t read_peer_shared(const Block& block, TensorId tile, int64_t element,
+                          const SharedMemory& peer) {
+  const ByteRange range = bytes_of(block, tile, element);
+  return read_bits(peer.bytes.data(), range.first_bit, block.info(tile).type.dtype.bits());
+}
+
 void write_shared(Block& block, TensorId tile, int64_t element, uint64_t code, int64_t thread,
                   const Statement* statement) {
   const ByteRange range = bytes_of(block, tile, element);

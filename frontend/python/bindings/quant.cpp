@@ -221,6 +221,8 @@ void bind_quant(py::module_& module) {
       .def_readonly("scale_after_mma", &QuantGemmConfig::scale_after_mma)
       .def_readonly("min_blocks_per_sm", &QuantGemmConfig::min_blocks_per_sm)
       .def_readonly("copy_after_wait", &QuantGemmConfig::copy_after_wait)
+      .def_readonly("finish_in_gemm", &QuantGemmConfig::finish_in_gemm)
+      .def_readonly("cluster_split", &QuantGemmConfig::cluster_split)
       .def_readonly("weights_as_a", &QuantGemmConfig::weights_as_a)
       .def_readonly("wgmma", &QuantGemmConfig::wgmma)
       .def_property_readonly("name", &QuantGemmConfig::name)

@@ -234,7 +234,7 @@ def config_key(config) -> tuple:
             config.schedule, config.block_m, config.block_n, config.block_k, config.warps,
             config.split_k, config.unroll, config.stages, config.persistent_blocks,
             config.scale_after_mma, config.min_blocks_per_sm, config.weights_as_a, config.wgmma,
-            config.copy_after_wait)
+            config.copy_after_wait, config.finish_in_gemm, config.cluster_split)
 
 
 def _host_array(value, what: str) -> np.ndarray:
