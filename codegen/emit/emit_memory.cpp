@@ -756,6 +756,54 @@ bool tile_run_contiguous(const SharedTile& tile, int64_t k, int64_t last_index_d
   return last_index_divisor % k == 0;
 }
 
+// A register tensor placed on a shared tile at `offsets` (load_shared, store_shared,
+// load_peer_shared): the offsets as run-time values (computed once, here), the runs of its slots
+// in pieces of at most one 128-bit access (or swizzle unit), whether a run lies contiguous and
+// aligned in the tile, and each slot's element address.
+class SharedPlacement {
+ public:
+  SharedPlacement(KernelEmitter& emitter, const RegisterTensor& registers, const SharedTile& tile,
+                  const std::vector<Expr>& offsets)
+      : e_(emitter), registers_(registers), tile_(tile) {
+    for (const Expr& offset : offsets) {
+      offsets_.push_back(e_.scalar_i32(offset));
+      divisors_.push_back(e_.divisor_of(offset));
+    }
+  }
+
+  std::vector<Run> runs(bool require_primary, bool wide_odd_packed = false) const {
+    const int64_t unit_bits = tile_.swizzle.is_identity() ? 128 : tile_.swizzle.unit_bytes() * 8;
+    return runs_of(*registers_.map, registers_.dtype.bits(), std::min<int64_t>(128, unit_bits),
+                   require_primary, wide_odd_packed);
+  }
+
+  bool contiguous(const Run& run) const {
+    const size_t last = offsets_.size() - 1;
+    const int64_t last_divisor =
+        gcd_all({divisors_.back(), registers_.map->thread_part_divisor(static_cast<int>(last)),
+                 run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
+    return tile_run_contiguous(tile_, static_cast<int64_t>(run.size()), last_divisor);
+  }
+
+  // The byte of the slot's element in the tile, and its bit within the byte.
+  std::pair<llvm::Value*, llvm::Value*> address(const SlotEntry& entry) const {
+    std::vector<llvm::Value*> index;
+    for (size_t d = 0; d < offsets_.size(); ++d) {
+      index.push_back(e_.builder.CreateAdd(
+          offsets_[d],
+          e_.builder.CreateAdd(registers_.thread->index_part[d], e_.const_i32(entry.index[d]))));
+    }
+    return e_.tile_address(tile_, index);
+  }
+
+ private:
+  KernelEmitter& e_;
+  const RegisterTensor& registers_;
+  const SharedTile& tile_;
+  std::vector<llvm::Value*> offsets_;
+  std::vector<int64_t> divisors_;
+};
+
 // Whether ldmatrix/stmatrix can address `tile` (column offsets dividing by column_divisor) for a
 // tensor of `dtype`: 16-bit elements, rows of 8 elements contiguous and 16-byte aligned.
 bool matrix_addressable(const SharedTile& tile, DataType dtype, int64_t column_divisor) {
@@ -891,35 +939,14 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
   const RegisterTensor& result = reg(instruction.result);
   const SharedTile& source = tile(instruction.source);
   const int bits = result.dtype.bits();
-  std::vector<llvm::Value*> offsets;
-  std::vector<int64_t> divisors;
-  for (const Expr& offset : instruction.offsets) {
-    offsets.push_back(scalar_i32(offset));
-    divisors.push_back(divisor_of(offset));
-  }
-  const size_t rank = offsets.size();
-  const int64_t unit_bits = source.swizzle.is_identity() ? 128 : source.swizzle.unit_bytes() * 8;
-  auto index_of = [&](const SlotEntry& entry) {
-    std::vector<llvm::Value*> index;
-    for (size_t d = 0; d < rank; ++d) {
-      index.push_back(builder.CreateAdd(
-          offsets[d], builder.CreateAdd(result.thread->index_part[d], const_i32(entry.index[d]))));
-    }
-    return index;
-  };
+  const SharedPlacement placement(*this, result, source, instruction.offsets);
   int vector_runs = 0;
-  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false,
-                                /*wide_odd_packed=*/source.swizzle.is_identity())) {
+  for (const Run& run : placement.runs(false, /*wide_odd_packed=*/source.swizzle.is_identity())) {
     auto k = static_cast<int64_t>(run.size());
-    const int64_t last_divisor =
-        gcd_all({divisors.back(), result.map->thread_part_divisor(static_cast<int>(rank - 1)),
-                 run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
-    const bool contiguous = tile_run_contiguous(source, k, last_divisor);
-    if (k > 1 && contiguous && (!result.packed || (k * bits) % 32 == 0)) {
+    if (k > 1 && placement.contiguous(run) && (!result.packed || (k * bits) % 32 == 0)) {
       ++vector_runs;
       const int64_t access_bits = k * bits;
-      auto [byte, within] = tile_address(source, index_of(*run.front()));
-      (void)within;
+      llvm::Value* byte = placement.address(*run.front()).first;
       if (result.packed) {
         load_packed_words(result, run.front()->slot * bits / 32, access_bits, [&](int64_t at) {
           return shared_pointer(builder.CreateAdd(byte, const_i32(static_cast<int32_t>(at))));
@@ -937,7 +964,7 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
       continue;
     }
     for (const SlotEntry* entry : run) {
-      auto [byte, within] = tile_address(source, index_of(*entry));
+      auto [byte, within] = placement.address(*entry);
       if (result.packed) {
         if (8 % bits != 0 && !source.swizzle.is_identity()) {
           unsupported(fmt::format("element-wise shared loads of {} from a swizzled tile",
@@ -1115,35 +1142,15 @@ void KernelEmitter::emit(const vm::StoreShared& instruction) {
   const RegisterTensor& value = reg(instruction.value);
   const SharedTile& destination = tile(instruction.destination);
   const int bits = value.dtype.bits();
-  std::vector<llvm::Value*> offsets;
-  std::vector<int64_t> divisors;
-  for (const Expr& offset : instruction.offsets) {
-    offsets.push_back(scalar_i32(offset));
-    divisors.push_back(divisor_of(offset));
-  }
-  const size_t rank = offsets.size();
-  const int64_t unit_bits =
-      destination.swizzle.is_identity() ? 128 : destination.swizzle.unit_bytes() * 8;
-  auto index_of = [&](const SlotEntry& entry) {
-    std::vector<llvm::Value*> index;
-    for (size_t d = 0; d < rank; ++d) {
-      index.push_back(builder.CreateAdd(
-          offsets[d], builder.CreateAdd(value.thread->index_part[d], const_i32(entry.index[d]))));
-    }
-    return index;
-  };
+  const SharedPlacement placement(*this, value, destination, instruction.offsets);
   guarded(value.thread->primary, [&] {
-    for (const Run& run : runs_of(*value.map, bits, std::min<int64_t>(128, unit_bits), true)) {
+    for (const Run& run : placement.runs(true)) {
       auto k = static_cast<int64_t>(run.size());
-      const int64_t last_divisor =
-          gcd_all({divisors.back(), value.map->thread_part_divisor(static_cast<int>(rank - 1)),
-                   run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
-      if (k > 1 && run.front()->primary && tile_run_contiguous(destination, k, last_divisor) &&
+      if (k > 1 && run.front()->primary && placement.contiguous(run) &&
           (!value.packed || (k * bits) % 32 == 0)) {
         const int64_t access_bits = k * bits;
         llvm::Value* data = gather_slots(value, run, access_bits);
-        auto [byte, within] = tile_address(destination, index_of(*run.front()));
-        (void)within;
+        llvm::Value* byte = placement.address(*run.front()).first;
         auto* store = builder.CreateStore(data, shared_pointer(byte));
         store->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
         continue;
@@ -1155,7 +1162,7 @@ void KernelEmitter::emit(const vm::StoreShared& instruction) {
               fmt::format("element-wise stores of {} to shared memory (threads would share bytes)",
                           value.dtype.name()));
         }
-        auto [byte, within] = tile_address(destination, index_of(*entry));
+        llvm::Value* byte = placement.address(*entry).first;
         auto* store = builder.CreateStore(read_slot(value, entry->slot), shared_pointer(byte));
         store->setAlignment(llvm::Align(static_cast<uint64_t>(bits / 8)));
       }
@@ -1421,21 +1428,7 @@ void KernelEmitter::emit(const vm::LoadPeerShared& instruction) {
   }
   required_ptx_version_ = std::max(required_ptx_version_, 78);
   llvm::Value* peer = scalar_i32(instruction.block);
-  std::vector<llvm::Value*> offsets;
-  std::vector<int64_t> divisors;
-  for (const Expr& offset : instruction.offsets) {
-    offsets.push_back(scalar_i32(offset));
-    divisors.push_back(divisor_of(offset));
-  }
-  const size_t rank = offsets.size();
-  auto index_of = [&](const SlotEntry& entry) {
-    std::vector<llvm::Value*> index;
-    for (size_t d = 0; d < rank; ++d) {
-      index.push_back(builder.CreateAdd(
-          offsets[d], builder.CreateAdd(result.thread->index_part[d], const_i32(entry.index[d]))));
-    }
-    return index;
-  };
+  const SharedPlacement placement(*this, result, source, instruction.offsets);
   auto peer_address = [&](llvm::Value* byte) {
     auto* type = llvm::FunctionType::get(i32(), {i32(), i32()}, false);
     llvm::Value* local = builder.CreatePtrToInt(shared_pointer(byte), i32());
@@ -1476,18 +1469,12 @@ void KernelEmitter::emit(const vm::LoadPeerShared& instruction) {
       parts.push_back(builder.CreateExtractValue(loaded, {static_cast<unsigned>(w)}));
     return parts;
   };
-  const int64_t unit_bits = source.swizzle.is_identity() ? 128 : source.swizzle.unit_bytes() * 8;
-  for (const Run& run : runs_of(*result.map, bits, std::min<int64_t>(128, unit_bits), false,
-                                source.swizzle.is_identity())) {
+  for (const Run& run : placement.runs(false, source.swizzle.is_identity())) {
     const auto k = static_cast<int64_t>(run.size());
-    const int64_t last_divisor =
-        gcd_all({divisors.back(), result.map->thread_part_divisor(static_cast<int>(rank - 1)),
-                 run.front()->index.back() == 0 ? int64_t{1} << 20 : run.front()->index.back()});
     const int64_t access_bits = k * bits;
-    if (k > 1 && tile_run_contiguous(source, k, last_divisor) &&
+    if (k > 1 && placement.contiguous(run) &&
         (access_bits == 64 || access_bits == 128 || (access_bits == 32 && bits == 16))) {
-      auto [byte, within] = tile_address(source, index_of(*run.front()));
-      (void)within;
+      llvm::Value* byte = placement.address(*run.front()).first;
       const std::vector<llvm::Value*> words =
           load_words(byte, static_cast<int>(access_bits / 32), 32);
       llvm::Value* packed = words.size() == 1 ? words[0] : nullptr;
@@ -1507,9 +1494,7 @@ void KernelEmitter::emit(const vm::LoadPeerShared& instruction) {
       continue;
     }
     for (const SlotEntry* entry : run) {
-      auto [byte, within] = tile_address(source, index_of(*entry));
-      (void)within;
-      llvm::Value* word = load_words(byte, 1, bits)[0];
+      llvm::Value* word = load_words(placement.address(*entry).first, 1, bits)[0];
       write_slot(result, entry->slot, builder.CreateBitCast(word, value_type(result.dtype)));
     }
   }
