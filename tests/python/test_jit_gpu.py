@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import nibble as nb
-from test_jit_kernels import gemm, gemv_u4, last_block_sum, softmax, vector_add
+from test_jit_kernels import (cluster_rotate, cluster_rotate_expected, gemm, gemv_u4, last_block_sum,
+                              softmax, vector_add)
 
 
 def test_llvm_ir_ptx_and_report():
@@ -113,3 +114,15 @@ def test_fetch_add_on_gpu(torch):
         assert torch.equal(y[0], expected)
         assert counter.item() == 0
 
+
+
+@pytest.mark.gpu
+def test_clusters_on_gpu(torch):
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("clusters need sm_90")
+    x = torch.randn(8, 64, device="cuda")
+    y = poisoned(torch, (8, 64), torch.float32)
+    cluster_rotate(x, y)
+    torch.cuda.synchronize()
+    expected = cluster_rotate_expected(x.cpu().numpy())
+    assert np.array_equal(y.cpu().numpy(), expected)

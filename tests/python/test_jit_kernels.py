@@ -247,3 +247,47 @@ def test_fetch_add_hands_the_stores_to_the_last_block():
         assert np.array_equal(y[0], expected)
         assert counter[0] == 0
 
+
+
+@nb.jit
+def cluster_rotate(x: nb.ptr[f32], y: nb.ptr[f32], blocks: nb.constexpr = 8,
+                   cluster: nb.constexpr = 4):
+    """Clusters of `cluster` blocks: each leaves its row of x, doubled, in shared memory; after
+    the cluster barrier each stores its right neighbour's row (rank + 1, wrapping)."""
+    nb.launch(grid=blocks, warps=2, cluster=cluster)
+    X, Y = nb.view(x, [blocks, 64]), nb.view(y, [blocks, 64])
+    b = nb.block_id(0)
+    row = nb.shared([1, 64], f32)
+    values = nb.load(X[b:b + 1, 0:64])
+    nb.store(row[0:1, 0:64], values + values)
+    nb.cluster_barrier()
+    nb.store(Y[b:b + 1, 0:64], nb.load(row[0:1, 0:64], block=(b + 1) % cluster))
+    nb.cluster_barrier()
+
+
+def cluster_rotate_expected(x, cluster=4):
+    rows = np.arange(x.shape[0])
+    neighbour = rows - rows % cluster + (rows % cluster + 1) % cluster
+    return 2 * x[neighbour]
+
+
+def test_clusters_read_their_peers_shared_tiles():
+    x = np.random.default_rng(9).uniform(-2, 2, (8, 64)).astype(np.float32)
+    y = np.full((8, 64), np.nan, np.float32)
+    nb.interpret(cluster_rotate)(x, y)
+    assert np.array_equal(y, cluster_rotate_expected(x))
+    assert "cluster (4, 1, 1)" in cluster_rotate.specialize().ir
+
+
+def test_cluster_errors_name_the_problem():
+    @nb.jit
+    def bad_cluster(x: nb.ptr[f32]):
+        nb.launch(grid=8, cluster=(2, 0))
+        X = nb.view(x, [8])
+
+    with pytest.raises(nb.CompileError, match="cluster is 1 to 3 positive compile-time integers"):
+        nb.interpret(bad_cluster)(np.zeros(8, np.float32))
+
+    x = np.zeros((8, 64), np.float32)
+    with pytest.raises(nb.InterpreterError, match=r"not a whole number of clusters \(3, 1, 1\)"):
+        nb.interpret(cluster_rotate)(x, np.zeros_like(x), cluster=3)

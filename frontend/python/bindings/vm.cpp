@@ -289,6 +289,12 @@ void bind_instructions(py::module_& module) {
       .def_static("commit_group", [] { return InstructionBox{vm::CommitGroup{}}; })
       .def_static("wait_group", [](int pending) { return InstructionBox{vm::WaitGroup{pending}}; })
       .def_static("barrier", [] { return InstructionBox{vm::Barrier{}}; })
+      .def_static("cluster_barrier", [] { return InstructionBox{vm::ClusterBarrier{}}; })
+      .def_static("load_peer_shared",
+                  [](int result, int source, vm::Expr block, Offsets offsets) {
+                    return InstructionBox{vm::LoadPeerShared{id(result), id(source),
+                                                             std::move(block), std::move(offsets)}};
+                  })
       .def_static("cast",
                   [](int result, int source) {
                     return InstructionBox{vm::Cast{id(result), id(source)}};
@@ -460,6 +466,7 @@ void bind_program(py::module_& module) {
       .def_readwrite("grid", &vm::Program::grid)
       .def_readwrite("warps", &vm::Program::warps)
       .def_readwrite("shared_memory_bytes", &vm::Program::shared_memory_bytes)
+      .def_readwrite("cluster", &vm::Program::cluster)
       .def_readwrite("tensors", &vm::Program::tensors)
       .def_readwrite("body", &vm::Program::body)
       .def_readwrite("next_var_id", &vm::Program::next_var_id)

@@ -29,8 +29,9 @@ from .dtypes import (DataType, accepted_numpy_dtypes, bf16, dtype, f4e2m1, f6e2m
                      unpack, unpack_codes)
 from .errors import CompileError, Diagnostic, InterpreterError
 from .jit import InterpretedKernel, JITFunction, Specialization, interpret, jit
-from .language import (abs, atomic_add, barrier, bitcast, block_id, broadcast, cast, cdiv, commit,
-                       constexpr, copy_async, device_print, dot, empty, exp, exp2, fetch_add, fma,
+from .language import (abs, atomic_add, barrier, bitcast, block_id, broadcast, cast, cdiv,
+                       cluster_barrier, commit, constexpr, copy_async, device_print, dot, empty,
+                       exp, exp2, fetch_add, fma,
                        full, grid_dim, launch, load, log2, max, maximum, min, minimum,
                        multiple_of, permute, ptr, range, repeat, reshape, rsqrt, set_layout,
                        shared, shuffle, static_assert, static_range, store, sum, trans, view, wait,

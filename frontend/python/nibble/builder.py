@@ -85,6 +85,7 @@ class ProgramBuilder:
         self.grid: Optional[list[_core.Expr]] = None
         self.warps = 4
         self.shared_memory_bytes = 0
+        self.cluster = [1, 1, 1]
         self._root: list = []
         self._bodies: list[list] = [self._root]
         self._tensor_names: set[str] = set()
@@ -206,6 +207,7 @@ class ProgramBuilder:
         program.grid = grid + [one] * (3 - len(grid))
         program.warps = self.warps
         program.shared_memory_bytes = self.shared_memory_bytes
+        program.cluster = list(self.cluster)
         program.tensors = [_core.TensorInfo(t.name, t.type, t.location) for t in self.tensors]
         program.body = [s.to_core() for s in self._root]
         program.next_var_id = self._next_var_id

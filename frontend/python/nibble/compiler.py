@@ -1188,7 +1188,7 @@ class KernelCompiler:
             raise self.error(f"nb.{name}(): {error}", node) from None
         return method(*args, **kwargs)
 
-    def builtin_launch(self, grid=None, warps=4, shared_memory=0):
+    def builtin_launch(self, grid=None, warps=4, shared_memory=0, cluster=None):
         if len(self.scopes) > 1:
             raise self.error("nb.launch(…) belongs at the top level of the kernel")
         if self.launched:
@@ -1203,6 +1203,13 @@ class KernelCompiler:
             raise self.error(f"warps is a positive compile-time integer, not {warps!r}")
         self.builder.warps = warps
         self.builder.shared_memory_bytes = int(shared_memory)
+        if cluster is not None:
+            cluster = list(cluster) if isinstance(cluster, (tuple, list)) else [cluster]
+            if not 1 <= len(cluster) <= 3 or not all(isinstance(c, int) and c >= 1
+                                                      for c in cluster):
+                raise self.error(f"cluster is 1 to 3 positive compile-time integers (blocks per "
+                                 f"cluster along the grid's axes), not {cluster!r}")
+            self.builder.cluster = cluster + [1] * (3 - len(cluster))
 
     def builtin_block_id(self, axis):
         if axis not in (0, 1, 2):
@@ -1321,7 +1328,7 @@ class KernelCompiler:
         extents = [self.static_extent(tensor, d) for d in range(tensor.rank)]
         return Box(tensor, [0] * tensor.rank, extents)
 
-    def builtin_load(self, tile, other=0.0, offsets=None, shape=None):
+    def builtin_load(self, tile, other=0.0, offsets=None, shape=None, block=None):
         box = self.box_of(tile, offsets, shape, "load")
         if any(e is None for e in box.extents):
             raise self.error("load: every extent of the box must be known while compiling "
@@ -1331,7 +1338,13 @@ class KernelCompiler:
         location = self.location()
         result = self.define_register(box.tensor.dtype, box.extents, "load", self.node)
         offsets = self.to_exprs(box.offsets)
-        if box.tensor.scope == _core.Scope.Global:
+        if block is not None:
+            if box.tensor.scope != _core.Scope.Shared:
+                raise self.error("load: block= reads a shared tile of another block of the "
+                                 "cluster; this is a global tensor")
+            self.builder.emit("load_peer_shared", location, result.index, box.tensor.index,
+                              self.to_expr(block), offsets)
+        elif box.tensor.scope == _core.Scope.Global:
             self.builder.emit("load_global", location, result.index, box.tensor.index, offsets,
                               float(other))
         else:
@@ -1417,6 +1430,9 @@ class KernelCompiler:
 
     def builtin_barrier(self):
         self.builder.emit("barrier", self.location())
+
+    def builtin_cluster_barrier(self):
+        self.builder.emit("cluster_barrier", self.location())
 
     def builtin_cast(self, x, dtype):
         tensor = self.register_operand(x, "cast", self.node)

@@ -57,10 +57,12 @@ def _builtin(name: str):
 
 
 @_builtin("launch")
-def launch(grid=None, warps=4, shared_memory=0):
+def launch(grid=None, warps=4, shared_memory=0, cluster=None):
     """The grid (1 to 3 dimensions of blocks; expressions of the parameters) and the warps of
-    a block; `shared_memory` sets the shared-memory budget in bytes (0: the sum of the tiles).
-    Written once, at the top level of the kernel."""
+    a block; `shared_memory` sets the shared-memory budget in bytes (0: the sum of the tiles);
+    `cluster` (sm_90) groups the blocks, 1 to 3 extents dividing the grid's, at most 16 blocks:
+    a cluster's blocks run at once, meet at nb.cluster_barrier() and read each other's shared
+    tiles (nb.load(tile[...], block=rank)). Written once, at the top level of the kernel."""
 
 
 @_builtin("block_id")
@@ -117,10 +119,12 @@ def empty(shape, dtype=None, layout=None):
 
 
 @_builtin("load")
-def load(tile, other=0.0):
+def load(tile, other=0.0, block=None):
     """Loads a box of a global or shared tensor into registers: `nb.load(A[m0:m0+bm, :])`.
     Global elements outside the tensor read `other`. The explicit form
-    `nb.load(A, offsets=[m0, 0], shape=[bm, bk])` says the same."""
+    `nb.load(A, offsets=[m0, 0], shape=[bm, bk])` says the same. With `block`, the box of a
+    shared tile is read from the cluster's block of that rank (x fastest), after a
+    nb.cluster_barrier() that both passed."""
 
 
 @_builtin("store")
@@ -151,6 +155,13 @@ def wait(pending=0):
 @_builtin("barrier")
 def barrier():
     """Every thread of the block arrives; shared-memory writes before it are visible after."""
+
+
+@_builtin("cluster_barrier")
+def cluster_barrier():
+    """Every thread of every block of the cluster arrives; each block's shared-memory writes
+    before it are visible to the others' nb.load(..., block=) after it. Every block passes each
+    one, and a block whose tiles its peers read passes one more after their reads."""
 
 
 @_builtin("atomic_add")
