@@ -622,7 +622,6 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     }
   };
 
-  // The accumulated tile of C (C^T with weights_as_a) into C, or added into the workspace.
   // finish_in_gemm: the tile's last block to arrive reads the sums every split added (fetch_add
   // orders their additions before its loads), rounds them into C and leaves zeros behind.
   auto finish_tile = [&] {
@@ -650,6 +649,7 @@ vm::Program quant_gemm(const QuantGemmConfig& config) {
     b.store(C, {m0, n0 + c0}, b.cast(sum, act, "c_share"));
     b.cluster_barrier();
   };
+  // The accumulated tile of C (C^T with weights_as_a) into C, or added into the workspace.
   auto store_tile = [&](const Tensor& acc) {
     Tensor result = acc;
     if (transposed) {

@@ -65,12 +65,7 @@ void interpret(const Program& program, std::span<const Argument> arguments,
     return members;
   };
   std::vector<BlockIndex> blocks;
-  if (options.only_block && unit > 1) {
-    // The block's whole cluster, which its cluster barriers wait for.
-    const BlockIndex& only = *options.only_block;
-    blocks = cluster_of({only[0] - only[0] % cluster[0], only[1] - only[1] % cluster[1],
-                         only[2] - only[2] % cluster[2]});
-  } else if (options.only_block) {
+  if (options.only_block) {
     const BlockIndex& only = *options.only_block;
     for (size_t d = 0; d < 3; ++d) {
       if (only[d] < 0 || only[d] >= plan.grid[d]) {
@@ -80,7 +75,9 @@ void interpret(const Program& program, std::span<const Argument> arguments,
             program.name, only[0], only[1], only[2], plan.grid[0], plan.grid[1], plan.grid[2]));
       }
     }
-    blocks.push_back(only);
+    // With clusters, the block's whole cluster, which its cluster barriers wait for.
+    blocks = cluster_of({only[0] - only[0] % cluster[0], only[1] - only[1] % cluster[1],
+                         only[2] - only[2] % cluster[2]});
   } else {
     const int64_t count = plan.grid[0] * plan.grid[1] * plan.grid[2];
     blocks.reserve(static_cast<size_t>(count));
