@@ -657,6 +657,11 @@ TEST_CASE("clusters: uneven barriers, a peer outside the cluster, a grid of part
   CHECK_THROWS_WITH(
       run(outside.program, {buffer_of(input), buffer_of(output)}),
       Catch::Contains("load_peer_shared: block 4 is outside the cluster of 4 blocks"));
+  Kernel zero = rotate_in_clusters();
+  zero.program.cluster = {0, 1, 1};
+  CHECK_THROWS_WITH(
+      run(zero.program, {buffer_of(input), buffer_of(output)}),
+      Catch::Contains("cluster (0, 1, 1): each extent at least 1, at most 16 blocks"));
   Kernel partial = rotate_in_clusters();
   partial.program.cluster = {3, 1, 1};
   CHECK_THROWS_WITH(

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "vm/interpreter/execute.h"
+#include "vm/verifier.h"
 
 namespace nibble::vm {
 namespace {
@@ -47,6 +48,13 @@ void interpret(const Program& program, std::span<const Argument> arguments,
   // Kernels with clusters run a cluster's blocks at once (ClusterContext): the block list holds
   // each cluster's blocks together, in rank order, and the workers take a cluster at a time.
   const std::array<int64_t, 3>& cluster = program.cluster;
+  if (std::any_of(cluster.begin(), cluster.end(), [](int64_t c) { return c < 1; }) ||
+      program.cluster_blocks() > kMaxClusterBlocks) {
+    throw InterpreterError(
+        fmt::format("interpret '{}': cluster ({}, {}, {}): each extent at least "
+                    "1, at most {} blocks in all",
+                    program.name, cluster[0], cluster[1], cluster[2], kMaxClusterBlocks));
+  }
   const auto unit = static_cast<size_t>(program.cluster_blocks());
   for (size_t d = 0; d < 3; ++d) {
     if (plan.grid[d] % cluster[d] != 0) {
