@@ -103,6 +103,17 @@ llvm::Type* access_type(llvm::LLVMContext& context, int64_t bits) {
 
 }  // namespace
 
+void KernelEmitter::scatter_slots(const RegisterTensor& tensor,
+                                  const std::vector<const SlotEntry*>& slots, llvm::Value* loaded) {
+  llvm::Value* elements = builder.CreateBitCast(
+      loaded,
+      llvm::FixedVectorType::get(value_type(tensor.dtype), static_cast<unsigned>(slots.size())));
+  for (size_t i = 0; i < slots.size(); ++i) {
+    write_slot(tensor, slots[i]->slot,
+               builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
+  }
+}
+
 llvm::Value* KernelEmitter::gather_slots(const RegisterTensor& tensor,
                                          const std::vector<const SlotEntry*>& slots,
                                          int64_t access_bits) {
@@ -466,12 +477,7 @@ void KernelEmitter::emit(const vm::LoadGlobal& instruction) {
       llvm::Type* type = access_type(context, access_bits);
       auto* load = builder.CreateLoad(type, access.entry_pointer(*run.front()));
       load->setAlignment(llvm::Align(static_cast<uint64_t>(std::max<int64_t>(1, access_bits / 8))));
-      llvm::Value* elements = builder.CreateBitCast(
-          load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
-      for (int64_t i = 0; i < k; ++i) {
-        write_slot(result, run[static_cast<size_t>(i)]->slot,
-                   builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
-      }
+      scatter_slots(result, run, load);
     }
     builder.CreateBr(join);
     builder.SetInsertPoint(scalar_block);
@@ -954,12 +960,7 @@ void KernelEmitter::emit(const vm::LoadShared& instruction) {
       } else {
         auto* load = builder.CreateLoad(access_type(context, access_bits), shared_pointer(byte));
         load->setAlignment(llvm::Align(static_cast<uint64_t>(access_bits / 8)));
-        llvm::Value* elements = builder.CreateBitCast(
-            load, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
-        for (int64_t i = 0; i < k; ++i) {
-          write_slot(result, run[static_cast<size_t>(i)]->slot,
-                     builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
-        }
+        scatter_slots(result, run, load);
       }
       continue;
     }
@@ -1485,12 +1486,7 @@ void KernelEmitter::emit(const vm::LoadPeerShared& instruction) {
           vector = builder.CreateInsertElement(vector, words[w], static_cast<uint64_t>(w));
         packed = vector;
       }
-      llvm::Value* elements = builder.CreateBitCast(
-          packed, llvm::FixedVectorType::get(value_type(result.dtype), static_cast<unsigned>(k)));
-      for (int64_t i = 0; i < k; ++i) {
-        write_slot(result, run[static_cast<size_t>(i)]->slot,
-                   builder.CreateExtractElement(elements, static_cast<uint64_t>(i)));
-      }
+      scatter_slots(result, run, packed);
       continue;
     }
     for (const SlotEntry* entry : run) {

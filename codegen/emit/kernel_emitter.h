@@ -191,6 +191,10 @@ class KernelEmitter {
   // 32-bit words for packed sub-byte tensors, else the slots' elements bit-cast together.
   llvm::Value* gather_slots(const RegisterTensor& tensor,
                             const std::vector<const SlotEntry*>& slots, int64_t access_bits);
+  // The reverse for a vector load of an unpacked tensor: `loaded` (as many bits as the slots)
+  // bit-cast to their elements, one per slot.
+  void scatter_slots(const RegisterTensor& tensor, const std::vector<const SlotEntry*>& slots,
+                     llvm::Value* loaded);
   // The logical index of an entry's element in this thread (i32 per dimension).
   std::vector<llvm::Value*> entry_index(const RegisterTensor& tensor, const SlotEntry& entry);
   // The per-thread bit stream of a tensor as 32-bit words, and back (view, shuffle).

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import nibble as nb
-from test_jit_kernels import (cluster_rotate, cluster_rotate_expected, gemm, gemv_u4, last_block_sum,
-                              softmax, vector_add)
+from test_jit_kernels import (cluster_rotate, cluster_rotate_expected, gemm, gemv_u4,
+                              last_block_sum, softmax, vector_add)
 
 
 def test_llvm_ir_ptx_and_report():
