@@ -401,17 +401,18 @@ CodegenCase atomic_case() {
   return finished_case(b, {input(i32, 8 * 64), BufferArgument{i32, 64, false, 0, 1}});
 }
 
-// atomic_add of bf16 from every block into one row: small integers onto 2.0 (the inputs encode
-// to exactly 2.0), so that the sums are exact in any order.
-CodegenCase atomic_bf16_case() {
-  KernelBuilder b("atomic_add_bf16");
+// atomic_add of a float type from every block into one row: small integers onto 2.0 (the inputs
+// encode to exactly 2.0), so that the sums are exact in any order. Each lowers to a `red`, bf16
+// below sm_90 to a compare-and-swap loop.
+CodegenCase atomic_float_case(DataType type) {
+  KernelBuilder b(fmt::format("atomic_add_{}", type.name()));
   Pointer x = b.pointer("x", i8);
-  Pointer y = b.pointer("y", bf16);
+  Pointer y = b.pointer("y", type);
   b.launch({8}, 2);
   Tensor X = b.view(x, {8, 64});
-  Tensor values = b.cast(b.load(X, {b.block_id(0), 0}, {1, 64}), bf16);
+  Tensor values = b.cast(b.load(X, {b.block_id(0), 0}, {1, 64}), type);
   b.atomic_add(b.view(y, {1, 64}), {0, 0}, values);
-  return finished_case(b, {input(i8, 8 * 64, -4, 4), input(bf16, 64, 2, 2.001)});
+  return finished_case(b, {input(i8, 8 * 64, -4, 4), input(type, 64, 2, 2.001)});
 }
 
 // print of a scalar, a global view and a register tile (through vprintf), next to a store whose
@@ -671,7 +672,8 @@ std::vector<CodegenCase> codegen_cases() {
   cases.push_back(shuffle_case(vm::ShuffleMode::Down, 3));
   cases.push_back(shuffle_case(vm::ShuffleMode::Up, 5));
   cases.push_back(atomic_case());
-  cases.push_back(atomic_bf16_case());
+  for (DataType type : {bf16, f16, f32})
+    cases.push_back(atomic_float_case(type));
   cases.push_back(print_case());
   cases.push_back(control_case());
   cases.push_back(fetch_add_case());

@@ -42,7 +42,7 @@ TEST_CASE("the cases of casts into small floats, print, bf16 atomics and odd wid
   for (const testing::CodegenCase& c : testing::codegen_cases()) {
     const bool new_case = c.name.starts_with("cast_") || c.name.starts_with("store_tail_") ||
                           c.name.starts_with("shared_elements_") || c.name == "print_tile" ||
-                          c.name == "atomic_add_bf16" || c.name.starts_with("ew_add_f8") ||
+                          c.name.starts_with("atomic_add_") || c.name.starts_with("ew_add_f8") ||
                           c.name.starts_with("ew_mul_f8");
     if (!new_case) continue;
     INFO(c.name);
@@ -96,16 +96,26 @@ TEST_CASE("print calls vprintf with the interpreter's line start", "[codegen][pr
   }
 }
 
-TEST_CASE("atomic_add of bf16: atom.add.noftz.bf16 on sm_90a, compare-and-swap on sm_80",
+TEST_CASE("atomic_add is a red (no returned value to wait for); bf16 on sm_80 compare-and-swap",
           "[codegen][atomics]") {
+  for (const char* target : {"sm_80", "sm_90a"}) {
+    INFO(target);
+    CHECK(ptx_of(case_program("atomic_add_f32"), target).find("red.global.add.f32") !=
+          std::string::npos);
+    CHECK(ptx_of(case_program("atomic_add_f16"), target).find("red.global.add.noftz.f16") !=
+          std::string::npos);
+    const std::string rows = ptx_of(case_program("atomic_add_rows"), target);
+    CHECK(rows.find("red.global.add.u32") != std::string::npos);
+    CHECK(rows.find("atom.global") == std::string::npos);
+  }
   const vm::Program program = case_program("atomic_add_bf16");
   const std::string hopper = ptx_of(program, "sm_90a");
-  CHECK(hopper.find("atom.global.add.noftz.bf16") != std::string::npos);
+  CHECK(hopper.find("red.global.add.noftz.bf16") != std::string::npos);
   const std::string ampere = ptx_of(program, "sm_80");
   // A 32-bit compare-and-swap on the word that holds the element; the sum rounds from f32.
   CHECK(ampere.find("atom.global.cas.b32") != std::string::npos);
   CHECK(ampere.find("cvt.rn.bf16.f32") != std::string::npos);
-  CHECK(ampere.find("atom.global.add.noftz.bf16") == std::string::npos);
+  CHECK(ampere.find("noftz.bf16") == std::string::npos);
 }
 
 TEST_CASE("element-wise shared loads of odd widths from a swizzled tile are refused clearly",
