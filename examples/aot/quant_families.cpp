@@ -52,6 +52,8 @@ examples::QuantGemmConfig quant_gemm_config(const aot::Config& config) {
   c.weights_as_a = config.boolean("weights_as_a", c.weights_as_a);
   c.wgmma = config.boolean("wgmma", c.wgmma);
   c.copy_after_wait = config.boolean("copy_after_wait", c.copy_after_wait);
+  c.finish_in_gemm = config.boolean("finish_in_gemm", c.finish_in_gemm);
+  c.cluster_split = config.boolean("cluster_split", c.cluster_split);
   return c;
 }
 
@@ -77,7 +79,8 @@ examples::QuantGemmConfig quant_gemm_config_of_variant(std::string_view variant)
 NIBBLE_AOT_FAMILY(quant_gemm,
                   "C = A . dequant(W): integer or small-float weights (re-packed, "
                   "examples/quant/repack.h), f16/bf16 activations and group scales; "
-                  "a, w, s, [z], c or workspace (split_k > 1), m, n, k") {
+                  "a, w, s, [z], then c, or workspace (split_k > 1), or workspace, counters and c "
+                  "(finish_in_gemm); m, n, k") {
   const nibble::examples::QuantGemmConfig c = nibble::aot_examples::quant_gemm_config(config);
   // QuantGemmError (a std::invalid_argument) names the field; the generator adds the entry.
   return nibble::aot_examples::with_default_passes(nibble::examples::quant_gemm(c));

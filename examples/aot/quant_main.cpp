@@ -1,7 +1,9 @@
 // A quantized linear layer through the generated library quant_kernels (quant_kernels.json):
 // C[M, N] = A[M, K] · dequant(W[K, N]) for u4, u8 and f6e3m2 weights
 // with f16 and bf16 activations, once with the decode schedule (M = 4: split K, then
-// quant_gemm_finish) and once with the prefill schedule (M = 200).
+// quant_gemm_finish), once with the prefill schedule (M = 200), and for u4 with the decode whose
+// tiles' last blocks finish the split (quant_gemm_decode_fused) and, on sm_90, the decode whose
+// splits add up in a cluster (quant_gemm_decode_clustered).
 //
 // Every GPU computation goes through the generated library. nibble itself (nibble_examples) is
 // linked for the host side only, as a serving engine's offline weight converter would be:
@@ -152,22 +154,43 @@ bool check(const std::string& what, DataType activation, const Layer& layer,
 
 enum class Outcome { Match, Mismatch, NotInLibrary };
 
-// One layer through quant_gemm_decode + quant_gemm_finish (decode) or quant_gemm_prefill. The
-// decode layer runs twice on the same workspace: the finishing kernel must leave it cleared.
-Outcome run_layer(CudaDriver& driver, bool decode, DataType weight, DataType activation,
+// The library's GEMM functions: quant_gemm_decode (then quant_gemm_finish), the decode with the
+// finish in the GEMM (quant_gemm_decode_fused: workspace and counters), the splits of a tile as
+// one cluster (quant_gemm_decode_clustered, sm_90: no workspace), and quant_gemm_prefill.
+enum class Schedule { Decode, Fused, Clustered, Prefill };
+
+const char* schedule_name(Schedule schedule) {
+  switch (schedule) {
+    case Schedule::Decode:
+      return "decode";
+    case Schedule::Fused:
+      return "decode_fused";
+    case Schedule::Clustered:
+      return "decode_clustered";
+    case Schedule::Prefill:
+      return "prefill";
+  }
+  return "?";
+}
+
+// One layer through one of the library's GEMM functions. The decode layers run twice on the same
+// workspace and counters: the finishing must leave them cleared.
+Outcome run_layer(CudaDriver& driver, Schedule schedule, DataType weight, DataType activation,
                   std::mt19937_64& random) {
-  const int64_t m = decode ? 4 : 200;
-  const int64_t n = decode ? 4096 : 512;
-  const int64_t k = decode ? 4096 : 1024;
+  const bool prefill = schedule == Schedule::Prefill;
+  const bool with_workspace = schedule == Schedule::Decode || schedule == Schedule::Fused;
+  const int64_t m = prefill ? 200 : 4;
+  const int64_t n = prefill ? 512 : 4096;
+  const int64_t k = prefill ? 1024 : 4096;
   const std::string what =
-      std::string(decode ? "decode " : "prefill ") + weight.name() + " x " + activation.name();
+      std::string(schedule_name(schedule)) + " " + weight.name() + " x " + activation.name();
   const Layer layer = make_layer(weight, activation, m, n, k, random);
 
   DeviceBuffer a(driver, layer.a_codes.size() * 2);
   DeviceBuffer w(driver, layer.weight.packed.size());
   DeviceBuffer s(driver, layer.weight.scales.size() * 2);
   DeviceBuffer c(driver, static_cast<size_t>(m * n) * 2);
-  DeviceBuffer workspace(driver, decode ? static_cast<size_t>(m * n) * 4 : 0);
+  DeviceBuffer workspace(driver, with_workspace ? static_cast<size_t>(m * n) * 4 : 0);
 
   // The stored type of W: symmetric unsigned codes are stored as the signed codes q - 2^(B-1)
   // (examples/quant_gemm.h, stored_weight_type), so a u4 weight is passed as NBL_DTYPE_I4.
@@ -177,51 +200,103 @@ Outcome run_layer(CudaDriver& driver, bool decode, DataType weight, DataType act
   const nbl_dtype w_dtype = dtype_code(examples::stored_weight_type(probe));
   const auto m32 = static_cast<int32_t>(m), n32 = static_cast<int32_t>(n),
              k32 = static_cast<int32_t>(k);
+  // The fused decode's counters: one per output tile of its (fixed) 8 x 128 tiles.
+  examples::QuantGemmConfig tiles;
+  tiles.block_m = 8;
+  tiles.block_n = 128;
+  const auto counter_count = static_cast<size_t>(
+      schedule == Schedule::Fused ? examples::quant_gemm_counters(tiles, m, n) : 0);
+  DeviceBuffer counters(driver, counter_count * 4);
 
   nbl_plan plan{};
-  const nbl_status planned =
-      decode ? quant_gemm_decode_plan(a.pointer(), w.pointer(), s.pointer(), workspace.pointer(),
-                                      m32, n32, k32, a_dtype, w_dtype, a_dtype, &plan)
-             : quant_gemm_prefill_plan(a.pointer(), w.pointer(), s.pointer(), c.pointer(), m32, n32,
-                                       k32, a_dtype, w_dtype, a_dtype, a_dtype, &plan);
-  if (planned == NBL_ERROR_UNSUPPORTED_DTYPE) {
-    std::printf("%s: not in this library (%s)\n", what.c_str(), quant_kernels_explain(planned));
+  nbl_status planned = NBL_SUCCESS;
+  switch (schedule) {
+    case Schedule::Decode:
+      planned = quant_gemm_decode_plan(a.pointer(), w.pointer(), s.pointer(), workspace.pointer(),
+                                       m32, n32, k32, a_dtype, w_dtype, a_dtype, &plan);
+      break;
+    case Schedule::Fused:
+      planned = quant_gemm_decode_fused_plan(a.pointer(), w.pointer(), s.pointer(),
+                                             workspace.pointer(), counters.pointer(), c.pointer(),
+                                             m32, n32, k32, a_dtype, a_dtype, a_dtype, &plan);
+      break;
+    case Schedule::Clustered:
+      planned = quant_gemm_decode_clustered_plan(a.pointer(), w.pointer(), s.pointer(), c.pointer(),
+                                                 m32, n32, k32, a_dtype, a_dtype, a_dtype, &plan);
+      break;
+    case Schedule::Prefill:
+      planned = quant_gemm_prefill_plan(a.pointer(), w.pointer(), s.pointer(), c.pointer(), m32,
+                                        n32, k32, a_dtype, w_dtype, a_dtype, a_dtype, &plan);
+      break;
+  }
+  if (planned == NBL_ERROR_UNSUPPORTED_DTYPE || planned == NBL_ERROR_UNSUPPORTED_DEVICE) {
+    std::printf("%s: not in this library for this device (%s)\n", what.c_str(),
+                quant_kernels_explain(planned));
     return Outcome::NotInLibrary;
   }
   if (!report((what + " plan").c_str(), planned)) return Outcome::Mismatch;
+  if (schedule == Schedule::Fused && plan.grid[0] * plan.grid[1] != counter_count) {
+    std::printf("%s: %u x %u output tiles, %zu counters\n", what.c_str(), plan.grid[0],
+                plan.grid[1], counter_count);
+    return Outcome::Mismatch;
+  }
 
   // The re-packing the chosen variant reads.
   const examples::QuantGemmConfig config =
       nibble::aot_examples::quant_gemm_config_of_variant(plan.variant);
   const examples::PreparedWeight prepared = examples::prepare_weight(layer.weight, config);
-  std::printf("%s: %s\n  grid %u x %u x %u, %u threads, W re-packed for %s\n", what.c_str(),
-              plan.variant, plan.grid[0], plan.grid[1], plan.grid[2], plan.block[0],
-              config.name().c_str());
+  std::printf(
+      "%s: %s\n  grid %u x %u x %u in clusters of %u x %u x %u, %u threads, W re-packed "
+      "for %s\n",
+      what.c_str(), plan.variant, plan.grid[0], plan.grid[1], plan.grid[2], plan.cluster[0],
+      plan.cluster[1], plan.cluster[2], plan.block[0], config.name().c_str());
   a.upload(layer.a_codes);
   w.upload(prepared.codes);
   s.upload(prepared.scales);
-  if (decode) workspace.upload(std::vector<float>(static_cast<size_t>(m * n), 0.0f));
+  if (with_workspace) workspace.upload(std::vector<float>(static_cast<size_t>(m * n), 0.0f));
+  if (counter_count > 0) counters.upload(std::vector<int32_t>(counter_count, 0));
 
-  const int runs = decode ? 2 : 1;
+  const int runs = prefill ? 1 : 2;
   for (int run = 0; run < runs; ++run) {
     const uint16_t nan = activation == DataType::f16() ? 0x7e00 : 0x7fc0;
     c.upload(std::vector<uint16_t>(static_cast<size_t>(m * n), nan));
-    if (decode) {
-      if (!report(what.c_str(), quant_gemm_decode(nullptr, a.pointer(), w.pointer(), s.pointer(),
-                                                  workspace.pointer(), m32, n32, k32, a_dtype,
-                                                  w_dtype, a_dtype)) ||
-          !report((what + " finish").c_str(), quant_gemm_finish(nullptr, workspace.pointer(),
-                                                                c.pointer(), m32 * n32, a_dtype))) {
-        return Outcome::Mismatch;
-      }
-    } else if (!report(what.c_str(), quant_gemm_prefill(nullptr, a.pointer(), w.pointer(),
-                                                        s.pointer(), c.pointer(), m32, n32, k32,
-                                                        a_dtype, w_dtype, a_dtype, a_dtype))) {
-      return Outcome::Mismatch;
+    nbl_status status = NBL_SUCCESS;
+    switch (schedule) {
+      case Schedule::Decode:
+        status = quant_gemm_decode(nullptr, a.pointer(), w.pointer(), s.pointer(),
+                                   workspace.pointer(), m32, n32, k32, a_dtype, w_dtype, a_dtype);
+        if (status == NBL_SUCCESS) {
+          status = quant_gemm_finish(nullptr, workspace.pointer(), c.pointer(), m32 * n32, a_dtype);
+        }
+        break;
+      case Schedule::Fused:
+        status = quant_gemm_decode_fused(nullptr, a.pointer(), w.pointer(), s.pointer(),
+                                         workspace.pointer(), counters.pointer(), c.pointer(), m32,
+                                         n32, k32, a_dtype, a_dtype, a_dtype);
+        break;
+      case Schedule::Clustered:
+        status = quant_gemm_decode_clustered(nullptr, a.pointer(), w.pointer(), s.pointer(),
+                                             c.pointer(), m32, n32, k32, a_dtype, a_dtype, a_dtype);
+        break;
+      case Schedule::Prefill:
+        status = quant_gemm_prefill(nullptr, a.pointer(), w.pointer(), s.pointer(), c.pointer(),
+                                    m32, n32, k32, a_dtype, w_dtype, a_dtype, a_dtype);
+        break;
     }
+    if (!report(what.c_str(), status)) return Outcome::Mismatch;
     driver.synchronize();
     const std::string label = run == 0 ? what : what + " (again, same workspace)";
     if (!check(label, activation, layer, c.download<uint16_t>(static_cast<size_t>(m * n)))) {
+      return Outcome::Mismatch;
+    }
+  }
+  // What the finishing leaves behind: zeros for the next call.
+  if (with_workspace) {
+    const std::vector<float> left = workspace.download<float>(static_cast<size_t>(m * n));
+    const std::vector<int32_t> counts = counters.download<int32_t>(counter_count);
+    if (std::any_of(left.begin(), left.end(), [](float v) { return v != 0.0f; }) ||
+        std::any_of(counts.begin(), counts.end(), [](int32_t v) { return v != 0; })) {
+      std::printf("%s: the workspace or the counters are not left zero\n", what.c_str());
       return Outcome::Mismatch;
     }
   }
@@ -236,12 +311,18 @@ int main() {
   std::mt19937_64 random(2024);
   bool ok = true;
   try {
-    for (const bool decode : {true, false}) {
+    for (const Schedule schedule :
+         {Schedule::Decode, Schedule::Fused, Schedule::Clustered, Schedule::Prefill}) {
+      // The fused and clustered functions hold u4 only (their signatures take no w_dtype).
+      const bool u4_only = schedule == Schedule::Fused || schedule == Schedule::Clustered;
       for (const char* weight : {"u4", "u8", "f6e3m2"}) {
+        if (u4_only && std::string(weight) != "u4") continue;
         for (const DataType activation : {DataType::f16(), DataType::bf16()}) {
           const Outcome outcome =
-              run_layer(driver, decode, DataType::parse(weight), activation, random);
-          ok &= outcome == Outcome::Match;
+              run_layer(driver, schedule, DataType::parse(weight), activation, random);
+          // Clusters need an sm_90 GPU: elsewhere the clustered function has no variant.
+          ok &= outcome == Outcome::Match ||
+                (schedule == Schedule::Clustered && outcome == Outcome::NotInLibrary);
         }
       }
     }

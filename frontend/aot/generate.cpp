@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -116,7 +117,23 @@ Function build_function(const Manifest& manifest, const KernelEntry& entry, std:
     }
   }
   for (const Source& source : sources) {
+    // Clusters of blocks exist from sm_90 on: such a kernel is built for those targets only, and
+    // the dispatcher runs another variant (or names the device) on older GPUs.
+    const bool clustered = source.program.cluster_blocks() > 1;
+    if (clustered && std::none_of(entry.targets.begin(), entry.targets.end(),
+                                  [](const codegen::Target& t) { return t.sm >= 90; })) {
+      throw AotError(
+          fmt::format("{}: the kernel runs in clusters of {} blocks, which need an "
+                      "sm_90 target or newer; the entry lists none",
+                      source.where, source.program.cluster_blocks()));
+    }
     for (const codegen::Target& target : entry.targets) {
+      if (clustered && target.sm < 90) {
+        if (log)
+          *log << fmt::format("  {} {}: skipped (clusters need sm_90)\n", source.description,
+                              target.name());
+        continue;
+      }
       const auto start = std::chrono::steady_clock::now();
       Variant variant;
       variant.description = fmt::format("{} {}", source.description, target.name());

@@ -101,11 +101,6 @@ Signature signature_of(const Function& function) {
   const vm::Program& first = function.variants.front().kernel.program;
   for (const Variant& variant : function.variants) {
     const vm::Program& program = variant.kernel.program;
-    if (program.cluster_blocks() > 1) {
-      fail(function, fmt::format("{} runs in clusters of blocks, which the generated launch code "
-                                 "does not set up yet",
-                                 variant.description));
-    }
     if (program.params.size() != first.params.size()) {
       fail(function, fmt::format("the variants must share one parameter list: {} has {} "
                                  "parameters, {} has {}",
@@ -291,8 +286,8 @@ std::string conditions(const Variant& variant, const Signature& signature) {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-const char* const kHeaderCommon = R"C(#ifndef NBL_COMMON_V1
-#define NBL_COMMON_V1
+const char* const kHeaderCommon = R"C(#ifndef NBL_COMMON_V2
+#define NBL_COMMON_V2
 /* Shared by every library nibble generates (this version): the first one included defines it. */
 
 /* What a call returns. @LIB@_explain() gives the meaning of a code; @LIB@_last_error() the details
@@ -329,8 +324,9 @@ typedef struct nbl_plan {
   unsigned grid[3];
   unsigned block[3];
   unsigned shared_bytes; /* dynamic shared memory */
+  unsigned cluster[3];   /* blocks per cluster (sm_90); 1 x 1 x 1: no clusters */
 } nbl_plan;
-#endif /* NBL_COMMON_V1 */
+#endif /* NBL_COMMON_V2 */
 )C";
 
 std::string write_header_text(const Library& library, const std::vector<Signature>& signatures,
@@ -489,8 +485,28 @@ typedef struct CUfunc_st* nbl_cu_function;
 enum {
   NBL_CU_COMPUTE_CAPABILITY_MAJOR = 75,
   NBL_CU_COMPUTE_CAPABILITY_MINOR = 76,
-  NBL_CU_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
+  NBL_CU_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
+  NBL_CU_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14,
+  NBL_CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4
 };
+
+/* CUlaunchAttribute and CUlaunchConfig (cuda.h, CUDA 12), for launches in clusters. */
+typedef struct nbl_cu_launch_attribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    unsigned extents[3];
+  } value;
+} nbl_cu_launch_attribute;
+typedef struct nbl_cu_launch_config {
+  unsigned grid[3];
+  unsigned block[3];
+  unsigned shared_bytes;
+  nbl_stream stream;
+  nbl_cu_launch_attribute* attributes;
+  unsigned attribute_count;
+} nbl_cu_launch_config;
 
 static struct {
   int usable;
@@ -505,6 +521,8 @@ static struct {
   nbl_cu_result (*cuFuncSetAttribute)(nbl_cu_function, int, int);
   nbl_cu_result (*cuLaunchKernel)(nbl_cu_function, unsigned, unsigned, unsigned, unsigned,
                                   unsigned, unsigned, unsigned, nbl_stream, void**, void**);
+  /* Optional (CUDA 12 drivers): only kernels that run in clusters need it. */
+  nbl_cu_result (*cuLaunchKernelEx)(const nbl_cu_launch_config*, nbl_cu_function, void**, void**);
 } driver;
 static pthread_once_t driver_once = PTHREAD_ONCE_INIT;
 
@@ -535,6 +553,10 @@ static void open_driver(void) {
       !resolve(library, "cuFuncSetAttribute", &driver.cuFuncSetAttribute) ||
       !resolve(library, "cuLaunchKernel", &driver.cuLaunchKernel)) {
     return;
+  }
+  {
+    void* address = dlsym(library, "cuLaunchKernelEx");
+    if (address) memcpy(&driver.cuLaunchKernelEx, &address, sizeof address);
   }
   const nbl_cu_result result = driver.cuInit(0);
   if (result != 0) {
@@ -605,7 +627,12 @@ typedef struct variant_info {
   const unsigned char* image;
   unsigned block_threads;
   unsigned shared_bytes;
+  unsigned cluster[3]; /* blocks per cluster; 1 x 1 x 1: launched without clusters */
 } variant_info;
+
+static unsigned cluster_blocks(const variant_info* variant) {
+  return variant->cluster[0] * variant->cluster[1] * variant->cluster[2];
+}
 
 /* A cubin for sm_XY runs on X.Y and later minors of X; an sm_XYa cubin on X.Y only; PTX for
  * compute_XY is JIT-compiled on X.Y and everything newer. */
@@ -663,6 +690,12 @@ static nbl_status load_function(int index, nbl_cu_function* function) {
     status = fail(NBL_ERROR_MODULE_LOAD_FAILED,
                   "%s: the device cannot give %u bytes of shared memory: %s",
                   variant->description, variant->shared_bytes, driver_error_text(result));
+  } else if (cluster_blocks(variant) > 8 &&
+             (result = driver.cuFuncSetAttribute(loaded_kernel,
+                                                 NBL_CU_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)) != 0) {
+    status = fail(NBL_ERROR_MODULE_LOAD_FAILED,
+                  "%s: the device does not allow clusters of %u blocks: %s", variant->description,
+                  cluster_blocks(variant), driver_error_text(result));
   }
   if (status == NBL_SUCCESS) {
     *function = loaded_kernel;
@@ -680,11 +713,32 @@ static nbl_status launch(int index, const unsigned grid[3], nbl_stream stream, v
   const variant_info* variant = &variants[index];
   if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) return NBL_SUCCESS; /* nothing to do */
   nbl_cu_function function = NULL;
+  if (cluster_blocks(variant) > 1 && driver.cuLaunchKernelEx == NULL) {
+    return fail(NBL_ERROR_LAUNCH_FAILED,
+                "%s: runs in clusters of %u x %u x %u blocks, which needs cuLaunchKernelEx "
+                "(a CUDA 12 driver); this libcuda.so.1 has none",
+                variant->description, variant->cluster[0], variant->cluster[1],
+                variant->cluster[2]);
+  }
   const nbl_status status = load_function(index, &function);
   if (status != NBL_SUCCESS) return status;
-  const nbl_cu_result result =
-      driver.cuLaunchKernel(function, grid[0], grid[1], grid[2], variant->block_threads, 1, 1,
-                            variant->shared_bytes, stream, arguments, NULL);
+  nbl_cu_result result;
+  if (cluster_blocks(variant) > 1) {
+    nbl_cu_launch_attribute cluster;
+    memset(&cluster, 0, sizeof cluster);
+    cluster.id = NBL_CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    for (int d = 0; d < 3; ++d) cluster.value.extents[d] = variant->cluster[d];
+    const nbl_cu_launch_config config = {{grid[0], grid[1], grid[2]},
+                                         {variant->block_threads, 1, 1},
+                                         variant->shared_bytes,
+                                         stream,
+                                         &cluster,
+                                         1};
+    result = driver.cuLaunchKernelEx(&config, function, arguments, NULL);
+  } else {
+    result = driver.cuLaunchKernel(function, grid[0], grid[1], grid[2], variant->block_threads, 1,
+                                   1, variant->shared_bytes, stream, arguments, NULL);
+  }
   if (result != 0) {
     return fail(NBL_ERROR_LAUNCH_FAILED,
                 "%s: cuLaunchKernel failed: %s (grid %u x %u x %u, %u threads, %u bytes shared)",
@@ -705,11 +759,12 @@ static void fill_plan(int index, const unsigned grid[3], nbl_plan* plan) {
   plan->block[1] = 1;
   plan->block[2] = 1;
   plan->shared_bytes = variant->shared_bytes;
+  for (int d = 0; d < 3; ++d) plan->cluster[d] = variant->cluster[d];
 }
 
-/* Checks the grid the arguments give and stores it. */
-static nbl_status check_grid(const int64_t extent[3], int bad, unsigned grid[3], char* why,
-                             size_t size) {
+/* Checks the grid the arguments give (whole clusters of the variant's) and stores it. */
+static nbl_status check_grid(const int64_t extent[3], int bad, const variant_info* variant,
+                             unsigned grid[3], char* why, size_t size) {
   if (bad) {
     snprintf(why, size, "the grid divides by zero");
     return NBL_ERROR_INVALID_ARGUMENT;
@@ -720,6 +775,11 @@ static nbl_status check_grid(const int64_t extent[3], int bad, unsigned grid[3],
       snprintf(why, size, "grid dimension %d would be %lld blocks (0 to %lld)", d,
                (long long)extent[d], (long long)limit);
       return NBL_ERROR_INVALID_ARGUMENT;
+    }
+    if (extent[d] % variant->cluster[d] != 0) {
+      snprintf(why, size, "grid dimension %d would be %lld blocks, not whole clusters of %u", d,
+               (long long)extent[d], variant->cluster[d]);
+      return NBL_ERROR_INDIVISIBLE_SIZE;
     }
     grid[d] = (unsigned)extent[d];
   }
@@ -746,7 +806,8 @@ std::string image_array(const std::string& name, const std::vector<uint8_t>& byt
 
 // The per-variant test: `static nbl_status F_fits_V(const F_args* a, unsigned grid[3], char* why,
 // size_t size)`.
-std::string fits_function(const Function& function, const Signature& signature, size_t v) {
+std::string fits_function(const Function& function, const Signature& signature, size_t v,
+                          size_t global_index) {
   const Variant& variant = function.variants[v];
   const vm::Program& program = variant.kernel.program;
   std::string out = fmt::format(
@@ -829,7 +890,9 @@ std::string fits_function(const Function& function, const Signature& signature, 
     }
     out += fmt::format("{}\n      {}", d == 0 ? "" : ",", text);
   }
-  out += "};\n  return check_grid(extent, bad_flag, grid, why, size);\n}\n\n";
+  out += fmt::format(
+      "}};\n  return check_grid(extent, bad_flag, &variants[{}], grid, why, size);\n}}\n\n",
+      global_index);
   return out;
 }
 
@@ -845,7 +908,7 @@ std::string dispatcher(const Function& function, const Signature& signature,
   if (signature.arguments.empty()) out += "  char unused;\n";
   out += fmt::format("}} {}_args;\n\n", name);
   for (size_t v = 0; v < function.variants.size(); ++v) {
-    out += fits_function(function, signature, v);
+    out += fits_function(function, signature, v, global_index[v]);
   }
   // The choice.
   const std::vector<size_t> order = preference_order(function);
@@ -981,10 +1044,12 @@ LibraryFiles write_library(const Library& library) {
       }
       out += fmt::format("/* {} */\n", comment_safe(variant.description));
       out += image_array(fmt::format("image_{}", count), image);
-      table += fmt::format("    {{{}, {}, {}, {}, {}, image_{}, {}u, {}u}},\n",
+      const std::array<int64_t, 3>& cluster = kernel.program.cluster;
+      table += fmt::format("    {{{}, {}, {}, {}, {}, image_{}, {}u, {}u, {{{}u, {}u, {}u}}}},\n",
                            c_string(variant.description), c_string(kernel.name), kernel.target.sm,
                            kernel.target.arch_specific ? 1 : 0, variant.embed_ptx ? 1 : 0, count,
-                           kernel.block_threads, kernel.dynamic_shared_bytes);
+                           kernel.block_threads, kernel.dynamic_shared_bytes, cluster[0],
+                           cluster[1], cluster[2]);
       global_index[f].push_back(count++);
     }
   }

@@ -28,6 +28,9 @@ static_assert(std::is_same_v<decltype(&gemv_u4),
 static_assert(
     std::is_same_v<decltype(&add_blocks), nbl_status (*)(nbl_stream, nbl_devptr, nbl_devptr,
                                                          nbl_devptr, int32_t, int32_t)>);
+static_assert(
+    std::is_same_v<decltype(&add_pairs),
+                   nbl_status (*)(nbl_stream, nbl_devptr, nbl_devptr, nbl_devptr, int32_t)>);
 static_assert(std::is_same_v<decltype(&example_kernels_explain), const char* (*)(nbl_status)>);
 static_assert(std::is_same_v<decltype(&example_kernels_last_error), const char* (*)()>);
 static_assert(NBL_DTYPE_F32 == 0x22008 && NBL_DTYPE_F16 == 0x21005 && NBL_DTYPE_U4 == 0x00400);
@@ -198,6 +201,28 @@ TEST_CASE("VM-file kernels dispatch on a compile-time argument", "[aot][dispatch
   CHECK(add_blocks_plan(kX, kY, kOut, 192, 2, &plan) == NBL_ERROR_INDIVISIBLE_SIZE);
   CHECK_THAT(std::string(aot_test_kernels_last_error()),
              Catch::Contains("specialized for 1") && Catch::Contains("not a multiple of 128"));
+}
+
+TEST_CASE("a kernel in clusters is built for sm_90 on, and its grid is whole clusters",
+          "[aot][dispatch]") {
+  nbl_plan plan{};
+  {
+    Device device(80);  // the manifest lists sm_80 too: no cluster kernel was built for it
+    CHECK(add_pairs_plan(kX, kY, kOut, 256, &plan) == NBL_ERROR_UNSUPPORTED_DEVICE);
+    CHECK_THAT(std::string(aot_test_kernels_last_error()),
+               Catch::Contains("compute capability 8.0") && Catch::Contains("sm_90a") &&
+                   !Catch::Contains("sm_80"));
+    // Kernels without clusters say so as clusters of one block.
+    CHECK(add_blocks_plan(kX, kY, kOut, 192, 1, &plan) == NBL_SUCCESS);
+    CHECK((plan.cluster[0] == 1 && plan.cluster[1] == 1 && plan.cluster[2] == 1));
+  }
+  Device device(90);
+  CHECK(add_pairs_plan(kX, kY, kOut, 256, &plan) == NBL_SUCCESS);
+  CHECK((plan.grid[0] == 4 && plan.sm == 90));
+  CHECK((plan.cluster[0] == 2 && plan.cluster[1] == 1 && plan.cluster[2] == 1));
+  CHECK(add_pairs_plan(kX, kY, kOut, 192, &plan) == NBL_ERROR_INDIVISIBLE_SIZE);
+  CHECK_THAT(std::string(aot_test_kernels_last_error()),
+             Catch::Contains("grid dimension 0 would be 3 blocks, not whole clusters of 2"));
 }
 
 TEST_CASE("launching needs a driver and a current context", "[aot][dispatch]") {

@@ -210,14 +210,31 @@ TEST_CASE("the library's GEMMs are the configurations choose_quant_gemm_config p
       config.reject_unread_keys();
       examples::QuantGemmConfig chosen = examples::choose_quant_gemm_config(
           m, 4096, 4096, listed.weight, listed.activation, 128, false);
-      // The library's decode variants share one signature (a workspace that quant_gemm_finish
-      // rounds and clears), so they leave the tiles' last blocks out of the finishing.
+      // quant_gemm_decode's variants share one signature (a workspace that quant_gemm_finish
+      // rounds and clears), so they leave the tiles' last blocks out of the finishing;
+      // quant_gemm_decode_fused has the u4 ones with it.
       chosen.finish_in_gemm = false;
       CHECK(listed.name() == chosen.name());
       ++checked;
     }
   }
   CHECK(checked == 12);  // u4, u8, f6e3m2 x f16, bf16 x decode, prefill
+  // The split-K finish in the GEMM (M = 1, K = N = 4096) and the splits of a tile as a cluster
+  // (K = 8192, N = 57344 on sm_90): u4 only.
+  const std::initializer_list<std::tuple<const char*, int64_t, int64_t, int>> fused_and_clustered =
+      {{"quant_gemm_decode_fused", 4096, 4096, 80},
+       {"quant_gemm_decode_clustered", 57344, 8192, 90}};
+  for (const auto& [function, n, k, sm] : fused_and_clustered) {
+    for (const json& entry : kernel(object, function).at("configs")) {
+      const examples::QuantGemmConfig listed =
+          nibble::aot_examples::quant_gemm_config(Config(entry));
+      const examples::QuantGemmConfig chosen = examples::choose_quant_gemm_config(
+          1, n, k, listed.weight, listed.activation, 128, false, 132, sm);
+      CHECK(listed.name() == chosen.name());
+      ++checked;
+    }
+  }
+  CHECK(checked == 16);
 }
 
 TEST_CASE("the quant dispatcher picks the variant of the device and the types", "[aot][quant]") {
