@@ -401,9 +401,9 @@ CodegenCase atomic_case() {
   return finished_case(b, {input(i32, 8 * 64), BufferArgument{i32, 64, false, 0, 1}});
 }
 
-// atomic_add of a float type from every block into one row: small integers onto 2.0 (the inputs
-// encode to exactly 2.0), so that the sums are exact in any order. Each lowers to a `red`, bf16
-// below sm_90 to a compare-and-swap loop.
+// atomic_add of a float type from every block into one row: small integers onto 2.0 (the inputs,
+// drawn from [2, 2 + 1e-8), round to exactly 2.0 in every type), so that the sums are exact in
+// any order. Each lowers to a `red`, bf16 below sm_90 to a compare-and-swap loop.
 CodegenCase atomic_float_case(DataType type) {
   KernelBuilder b(fmt::format("atomic_add_{}", type.name()));
   Pointer x = b.pointer("x", i8);
@@ -412,7 +412,7 @@ CodegenCase atomic_float_case(DataType type) {
   Tensor X = b.view(x, {8, 64});
   Tensor values = b.cast(b.load(X, {b.block_id(0), 0}, {1, 64}), type);
   b.atomic_add(b.view(y, {1, 64}), {0, 0}, values);
-  return finished_case(b, {input(i8, 8 * 64, -4, 4), input(type, 64, 2, 2.001)});
+  return finished_case(b, {input(i8, 8 * 64, -4, 4), input(type, 64, 2, 2 + 1e-8)});
 }
 
 // print of a scalar, a global view and a register tile (through vprintf), next to a store whose
