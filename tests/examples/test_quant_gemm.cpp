@@ -79,6 +79,31 @@ TEST_CASE("every weight type, decode and prefill configurations, on the interpre
   }
 }
 
+TEST_CASE("16-row 4-bit tiles split 16 ways take 256 columns; they run and assemble",
+          "[examples][quant_gemm]") {
+  const bool assembles = codegen::find_ptxas().has_value();
+  for (const char* type : {"u4", "i4"}) {
+    // K = 8192 lets the split reach 16 (four iterations each); M 9 to 16 takes 16-row tiles.
+    const QuantGemmConfig config = examples::choose_quant_gemm_config(
+        13, 256, 8192, DataType::parse(type), DataType::f16(), 128, false);
+    INFO(config.name());
+    CHECK((config.block_m == 16 && config.block_n == 256 && config.split_k == 16));
+    CHECK(examples::choose_quant_gemm_config(16, 57344, 8192, DataType::parse(type),
+                                             DataType::f16(), 128, false)
+              .block_n == 128);
+    run_case(config, 13, 256, 2048, 14);  // K: one iteration per split
+    for (const char* target_name : {"sm_80", "sm_90a"}) {
+      if (!assembles) break;
+      vm::Program program = examples::quant_gemm(config);
+      vm::run_default_passes(program);
+      const codegen::CompiledKernel kernel =
+          codegen::compile(program, codegen::Target::parse(target_name));
+      CHECK(kernel.report.spill_store_bytes == 0);
+      CHECK(kernel.report.spill_load_bytes == 0);
+    }
+  }
+}
+
 TEST_CASE("group sizes, zero points, bf16, split K, unroll and stages on the interpreter",
           "[examples][quant_gemm]") {
   QuantGemmConfig base;

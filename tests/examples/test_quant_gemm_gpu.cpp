@@ -93,6 +93,13 @@ TEST_CASE("every weight type, decode and prefill, on the GPU", "[gpu][quant_gemm
 
 TEST_CASE("group sizes, zero points, bf16 and split K on the GPU", "[gpu][quant_gemm]") {
   nibble::testing::require_gpu();
+  // 16-row 4-bit tiles split 16 ways: 256 columns.
+  for (const char* type : {"u4", "i4"}) {
+    const QuantGemmConfig wide = examples::choose_quant_gemm_config(
+        13, 256, 8192, DataType::parse(type), DataType::f16(), 128, false, 132, device_sm());
+    CHECK(wide.block_n == 256);
+    run_case(wide, 13, 256, 8192, 203);
+  }
   for (int64_t group : {32, 64, 0}) {
     for (int64_t m : {1, 300}) {
       run_case(examples::choose_quant_gemm_config(m, 256, 1024, DataType::uint(4), DataType::f16(),
