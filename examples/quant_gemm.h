@@ -164,10 +164,11 @@ vm::Program quant_gemm_finish(dtypes::DataType activation);
 
 // Picks a configuration for a call of shape (m, n, k) with the given weight: the decode
 // schedule up to M = 64 (K split until the grid has 4 to 16 blocks per SM of `sm_count`, by tile
-// and width; the splits finished by a second kernel, by each tile's last block, or on sm_90a by
-// a cluster), prefill beyond; on wgmma where the kernel is for `sm` 90 (sm_90a; the default, 80,
-// gives kernels every target from sm_80 on runs): prefill past M = 32, decode past M = 16 (past
-// 8 for weights of 5 bits or more). Throws QuantGemmError when no configuration fits the shape.
+// and width, 16-row 4-bit tiles split 16 ways on 256 columns; the splits finished by a second
+// kernel, by each tile's last block, or on sm_90a by a cluster), prefill beyond; on wgmma where the
+// kernel is for `sm` 90 (sm_90a; the default, 80, gives kernels every target from sm_80 on runs):
+// prefill past M = 32, decode past M = 16 (past 8 for weights of 5 bits or more). Throws
+// QuantGemmError when no configuration fits the shape.
 QuantGemmConfig choose_quant_gemm_config(int64_t m, int64_t n, int64_t k, dtypes::DataType weight,
                                          dtypes::DataType activation, int64_t group_size,
                                          bool zero_points, int sm_count = 132, int sm = 80);
