@@ -305,7 +305,7 @@ typedef enum nbl_status {
   NBL_ERROR_INDIVISIBLE_SIZE = 7,    /* a size is not a multiple that every variant needs */
   NBL_ERROR_INVALID_ARGUMENT = 8,    /* the grid is out of range (negative size, division by 0) */
   NBL_ERROR_MODULE_LOAD_FAILED = 9,  /* the driver rejected the cubin or the PTX */
-  NBL_ERROR_LAUNCH_FAILED = 10       /* cuLaunchKernel failed */
+  NBL_ERROR_LAUNCH_FAILED = 10       /* cuLaunchKernel(Ex) failed */
 } nbl_status;
 
 /* A CUstream (cudaStream_t); NULL is the legacy default stream of the current context. */
@@ -507,6 +507,7 @@ typedef struct nbl_cu_launch_config {
   nbl_cu_launch_attribute* attributes;
   unsigned attribute_count;
 } nbl_cu_launch_config;
+_Static_assert(sizeof(nbl_cu_launch_attribute) == 72, "CUlaunchAttribute is 72 bytes");
 
 static struct {
   int usable;
@@ -741,8 +742,11 @@ static nbl_status launch(int index, const unsigned grid[3], nbl_stream stream, v
   }
   if (result != 0) {
     return fail(NBL_ERROR_LAUNCH_FAILED,
-                "%s: cuLaunchKernel failed: %s (grid %u x %u x %u, %u threads, %u bytes shared)",
-                variant->description, driver_error_text(result), grid[0], grid[1], grid[2],
+                "%s: %s failed: %s (grid %u x %u x %u in clusters of %u, %u threads, %u bytes "
+                "shared)",
+                variant->description,
+                cluster_blocks(variant) > 1 ? "cuLaunchKernelEx" : "cuLaunchKernel",
+                driver_error_text(result), grid[0], grid[1], grid[2], cluster_blocks(variant),
                 variant->block_threads, variant->shared_bytes);
   }
   return NBL_SUCCESS;
