@@ -642,11 +642,7 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
   const RegisterTensor& value = reg(instruction.value);
   const GlobalViewValues& view = views.at(instruction.destination.index);
   const DataType type = value.dtype;
-  const bool supported = type == DataType::f32() || type == DataType::f64() ||
-                         type == DataType::f16() || type == DataType::bf16() ||
-                         (type.is_integer() && (type.bits() == 32 || type.bits() == 64));
-  if (!supported) unsupported(fmt::format("atomic_add of {}", type.name()));
-  // The red's type suffix and register constraint; none: the atomicrmw.
+  // The red's type suffix and register constraint; none (bf16 below sm_90): the atomicrmw.
   std::string suffix, constraint;
   if (type == DataType::f32()) {
     suffix = "f32", constraint = "f";
@@ -654,10 +650,12 @@ void KernelEmitter::emit(const vm::AtomicAdd& instruction) {
     suffix = "f64", constraint = "d";
   } else if (type == DataType::f16()) {
     suffix = "noftz.f16", constraint = "h";
-  } else if (type == DataType::bf16() && target.sm >= 90) {
-    suffix = "noftz.bf16", constraint = "h";
-  } else if (type.is_integer()) {
+  } else if (type == DataType::bf16()) {
+    if (target.sm >= 90) suffix = "noftz.bf16", constraint = "h";
+  } else if (type.is_integer() && (type.bits() == 32 || type.bits() == 64)) {
     suffix = type.bits() == 32 ? "u32" : "u64", constraint = type.bits() == 32 ? "r" : "l";
+  } else {
+    unsupported(fmt::format("atomic_add of {}", type.name()));
   }
   GlobalAccess access{*this, view, {}, {}, *value.map, *value.thread, type.bits()};
   for (const Expr& offset : instruction.offsets) {

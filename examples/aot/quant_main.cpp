@@ -285,7 +285,8 @@ Outcome run_layer(CudaDriver& driver, Schedule schedule, DataType weight, DataTy
     }
     if (!report(what.c_str(), status)) return Outcome::Mismatch;
     driver.synchronize();
-    const std::string label = run == 0 ? what : what + " (again, same workspace)";
+    const std::string label =
+        run == 0 ? what : what + (with_workspace ? " (again, same workspace)" : " (again)");
     if (!check(label, activation, layer, c.download<uint16_t>(static_cast<size_t>(m * n)))) {
       return Outcome::Mismatch;
     }
